@@ -1,0 +1,157 @@
+"""Plain data passed between the core and plugins. Frozen attrs records; tensors stay on their device."""
+
+from __future__ import annotations
+
+from typing import Any, Callable
+
+import attrs
+import torch
+
+from esper_core.ops import Op
+from esper_core.stages import SeedStage
+
+
+@attrs.frozen
+class TaskInfo:
+    """What a host needs to know about a task to build itself."""
+
+    name: str
+    in_channels: int
+    image_size: int
+    num_classes: int
+
+
+@attrs.frozen(kw_only=True, eq=False)
+class TaskData:
+    """A loaded task. Images are uint8 NCHW on the target device; labels int64.
+
+    ``augment(x_uint8, generator) -> x_uint8`` runs on the device (random crop with padding, flip);
+    ``normalise`` turns uint8 into float features. ``test`` is a held-out split used only for final numbers.
+    """
+
+    info: TaskInfo
+    train_x: torch.Tensor
+    train_y: torch.Tensor
+    val_x: torch.Tensor
+    val_y: torch.Tensor
+    test_x: torch.Tensor
+    test_y: torch.Tensor
+    mean: tuple[float, ...]
+    std: tuple[float, ...]
+    augment: Callable[[torch.Tensor, torch.Generator | None], torch.Tensor]
+
+    def normalise(self, x: torch.Tensor, dtype: torch.dtype = torch.float32) -> torch.Tensor:
+        mean = torch.tensor(self.mean, device=x.device, dtype=dtype).view(1, -1, 1, 1) * 255.0
+        std = torch.tensor(self.std, device=x.device, dtype=dtype).view(1, -1, 1, 1) * 255.0
+        return (x.to(dtype) - mean) / std
+
+
+@attrs.frozen
+class SlotPoint:
+    """A place in a host where a seed can grow: features there are [B, channels, spatial, spatial]."""
+
+    name: str
+    channels: int
+    spatial: int
+
+
+@attrs.frozen(kw_only=True)
+class SlotSummary:
+    """One slot's state as the controller, masks and rewards see it (host-side Python values)."""
+
+    name: str
+    stage: SeedStage
+    blueprint: str | None = None
+    style: str | None = None
+    alpha: float = 0.0
+    alpha_target: float = 0.0
+    alpha_at_target: bool = True
+    epochs_in_stage: int = 0
+    seed_age: int = 0
+    embargo_left: int = 0
+    seed_params: int = 0
+    last_contribution: float | None = None
+    grad_norm_ratio: float = 0.0
+
+
+@attrs.frozen(kw_only=True)
+class EnvObservation:
+    """Everything a policy may look at for one env at one step (before it acts)."""
+
+    epoch: int
+    episode_length: int
+    topology: str
+    train_loss: float
+    train_acc: float
+    val_loss: float
+    val_acc: float
+    val_acc_delta: float
+    val_loss_delta: float
+    best_val_acc: float
+    plateau_epochs: int
+    host_params: int
+    seed_params: int
+    param_budget_used: float
+    last_op: Op
+    last_action_ok: bool
+    slots: tuple[SlotSummary, ...]
+
+
+@attrs.frozen(kw_only=True)
+class DecodedAction:
+    """A factored action in names and values; ``slot`` and the rest are None where the op ignores them."""
+
+    op: Op
+    slot: str | None = None
+    blueprint: str | None = None
+    style: str | None = None
+    tempo: int | None = None
+    alpha_target: float | None = None
+    alpha_speed: str | None = None
+    alpha_curve: str | None = None
+
+
+@attrs.frozen
+class StageTransition:
+    slot: str
+    from_stage: SeedStage
+    to_stage: SeedStage
+    reason: str = ""
+
+
+@attrs.frozen(kw_only=True)
+class RewardInputs:
+    """The consequence of one action: r_t is computed from the state before a_t and the state after it."""
+
+    before: EnvObservation
+    action: DecodedAction
+    after: EnvObservation
+    transitions: tuple[StageTransition, ...] = ()
+    done: bool = False
+
+
+@attrs.frozen(kw_only=True)
+class PolicyContext:
+    """What a policy factory gets: the action space, sizes and the core config sections it may use."""
+
+    space: Any  # esper_core.actions.ActionSpace
+    n_envs: int
+    episode_length: int
+    device: torch.device
+    seed: int
+    ppo: Any  # esper_core.config.PPOConfig
+    lifecycle: Any  # esper_core.config.LifecycleConfig
+
+
+@attrs.frozen(kw_only=True, eq=False)
+class PolicyOutput:
+    """One batched decision. ``actions``/``log_probs``: [E, len(HEADS)]; ``masks``: head -> [E, n] bool,
+    exactly the masks sampled under (stored, never recomputed). ``features`` is what a learning policy
+    wants stored in the rollout (None for policies that do not learn)."""
+
+    actions: torch.Tensor
+    log_probs: torch.Tensor
+    masks: dict[str, torch.Tensor]
+    value: torch.Tensor
+    state: Any
+    features: torch.Tensor | None = None

@@ -1,0 +1,120 @@
+"""What a plugin contributes: one frozen spec per registered thing, kind by kind.
+
+A hook returns a list of these. Plugin-specific options are an attrs class (``options_type``); the
+config's ``options`` table for the chosen plugin is structured into it strictly (unknown keys fail).
+"""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING, Any, Callable, ClassVar
+
+import attrs
+
+if TYPE_CHECKING:
+    import torch.nn as nn
+
+    from esper_core.protocols import BlendStyle, Host, Policy, Reward, Task
+    from esper_core.records import PolicyContext, TaskInfo
+
+
+@attrs.frozen
+class NoOptions:
+    """Options type for plugins that take none: any key given is an error."""
+
+
+@attrs.frozen(kw_only=True)
+class TaskSpec:
+    """A task: ``factory(options) -> Task``.
+
+    ``auto_priority``: when the config says ``task.name = "auto"`` the available task with the highest
+    priority wins (None: never picked automatically).
+    """
+
+    kind: ClassVar[str] = "task"
+    name: str
+    description: str
+    factory: Callable[[Any], "Task"]
+    options_type: type = NoOptions
+    auto_priority: int | None = None
+
+
+@attrs.frozen(kw_only=True)
+class HostSpec:
+    """A host network: ``factory(options, info) -> Host`` for a task described by ``info``."""
+
+    kind: ClassVar[str] = "host"
+    name: str
+    description: str
+    factory: Callable[[Any, "TaskInfo"], "Host"]
+    topology: str
+    options_type: type = NoOptions
+
+
+@attrs.frozen(kw_only=True)
+class BlueprintSpec:
+    """A seed design: ``factory(channels, spatial) -> nn.Module`` mapping [B,C,H,W] -> [B,C,H,W].
+
+    The module must start near-harmless (its output close to zero) so germination preserves function.
+    """
+
+    kind: ClassVar[str] = "blueprint"
+    name: str
+    description: str
+    factory: Callable[[int, int], "nn.Module"]
+    topologies: frozenset[str] = frozenset({"cnn"})
+
+    def supports(self, topology: str) -> bool:
+        return topology in self.topologies
+
+    def build(self, channels: int, spatial: int) -> "nn.Module":
+        return self.factory(channels, spatial)
+
+    def param_count(self, channels: int, spatial: int) -> int:
+        return sum(p.numel() for p in self.factory(channels, spatial).parameters())
+
+
+@attrs.frozen(kw_only=True)
+class BlendStyleSpec:
+    """How a seed's output ``s`` enters the host's features ``h``: ``factory(channels) -> BlendStyle``."""
+
+    kind: ClassVar[str] = "blend_style"
+    name: str
+    description: str
+    formula: str
+    factory: Callable[[int], "BlendStyle"]
+
+
+@attrs.frozen(kw_only=True)
+class RewardSpec:
+    """A reward: ``factory(options) -> Reward`` (one instance per env; it may keep episode state)."""
+
+    kind: ClassVar[str] = "reward"
+    name: str
+    description: str
+    factory: Callable[[Any], "Reward"]
+    options_type: type = NoOptions
+
+
+@attrs.frozen(kw_only=True)
+class PolicySpec:
+    """A controller: ``factory(options, context) -> Policy``. ``learns`` says whether ``update`` trains it."""
+
+    kind: ClassVar[str] = "policy"
+    name: str
+    description: str
+    factory: Callable[[Any, "PolicyContext"], "Policy"]
+    options_type: type = NoOptions
+    learns: bool = False
+
+
+AnySpec = TaskSpec | HostSpec | BlueprintSpec | BlendStyleSpec | RewardSpec | PolicySpec
+
+#: kind name -> spec class, in the order `esper plugins` shows them.
+SPEC_TYPES: dict[str, type] = {
+    "task": TaskSpec,
+    "host": HostSpec,
+    "blueprint": BlueprintSpec,
+    "blend_style": BlendStyleSpec,
+    "reward": RewardSpec,
+    "policy": PolicySpec,
+}

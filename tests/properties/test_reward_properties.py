@@ -173,9 +173,8 @@ def observation_sequences(draw: st.DrawFn) -> list:
     out = []
     for t in range(length):
         slots = draw(st.lists(slot_summaries, max_size=3, unique_by=lambda s: s.name))
-        out.append(
-            observation(t, slots, val_acc=draw(accuracy), val_loss=draw(st.floats(0.0, 10.0)), host_params=draw(st.integers(1, 10**7)))
-        )
+        val_loss, host_params = draw(st.floats(0.0, 10.0)), draw(st.integers(1, 10**7))
+        out.append(observation(t, slots, val_acc=draw(accuracy), val_loss=val_loss, host_params=host_params))
     return out
 
 

@@ -59,7 +59,8 @@ def test_sparse_is_zero_until_done_then_accuracy_minus_rent_of_added_params() ->
 
 def test_sparse_scales() -> None:
     path = dormant_path(2)
-    steps = episode({"s0": timeline("s0", path)}, [0.1, 0.8], done=True).run(SparseReward(SparseOptions(terminal_coef=2.0)))
+    reward = SparseReward(SparseOptions(terminal_coef=2.0))
+    steps = episode({"s0": timeline("s0", path)}, [0.1, 0.8], done=True).run(reward)
     assert steps[-1][0] == pytest.approx(1.6)
 
 

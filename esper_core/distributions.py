@@ -37,8 +37,8 @@ class MaskedCategorical:
             raise ValueError(f"logits {tuple(logits.shape)} and mask {tuple(mask.shape)} must have the same shape")
         if mask.dtype != torch.bool:
             raise TypeError(f"mask must be a bool tensor; got {mask.dtype}")
-        if not 0.0 <= floor < 1.0:
-            raise ValueError(f"probability floor must lie in [0, 1); got {floor}")
+        if not 0.0 <= floor <= 1.0:
+            raise ValueError(f"probability floor must lie in [0, 1]; got {floor}")
         self.mask = mask
         self.floor = float(floor)
         logits = logits.float().clamp(-LOGIT_LIMIT, LOGIT_LIMIT)
@@ -53,7 +53,9 @@ class MaskedCategorical:
             n_valid = self.n_valid.to(masked.dtype).clamp(min=1.0)
             floor_t = torch.minimum(torch.full_like(n_valid, self.floor), 1.0 / n_valid)
             scale = (1.0 - floor_t * n_valid).clamp(min=0.0)
-            valid_log = torch.log(floor_t + scale * softmax_log.exp())
+            # log(f + c * softmax) in log space: stays finite when f underflows in float32 and keeps the
+            # softmax's precision for tiny probabilities.
+            valid_log = torch.logaddexp(torch.log(floor_t), torch.log(scale) + softmax_log)
         else:
             valid_log = softmax_log
         # ``valid_log`` is finite everywhere; invalid entries are replaced by constants, so their (zero)
@@ -63,8 +65,12 @@ class MaskedCategorical:
         self.probs = torch.where(mask, valid_log.exp(), torch.zeros_like(valid_log))
 
     def log_prob(self, actions: torch.Tensor) -> torch.Tensor:
-        """Log-probability of ``actions`` [...] (int64); -inf for an invalid action (probability 0)."""
-        return self.log_probs.gather(-1, actions.long().unsqueeze(-1)).squeeze(-1)
+        """Log-probability of ``actions`` (int64, batch shape or sample shape + batch shape); -inf for an
+        invalid action (probability 0)."""
+        table = self.log_probs
+        if actions.shape != table.shape[:-1]:
+            table = table.expand(*actions.shape, table.shape[-1])
+        return table.gather(-1, actions.long().unsqueeze(-1)).squeeze(-1)
 
     def entropy(self) -> torch.Tensor:
         """Normalised entropy [...] in [0, 1]: H / log(n_valid), 0 with a single valid entry."""

@@ -1,0 +1,75 @@
+"""Invariant 5: the joint log-ratio is the sum of the relevant heads' log-ratios, irrelevant heads add
+exactly 0 (whatever their log-probs), and the joint ratio is clipped as a whole."""
+
+import math
+
+import torch
+from hypothesis import given, strategies as st
+
+from esper_core.advantages import clipped_surrogate, joint_log_ratio
+from esper_core.ops import HEADS, Op
+from strategies import generator
+from lifecycle_truth import EXPECTED_RELEVANT
+
+
+@st.composite
+def log_prob_pairs(draw):
+    n = draw(st.integers(1, 24))
+    seed = draw(st.integers(0, 2**31 - 1))
+    old = -torch.rand(n, len(HEADS), generator=generator(seed)) * 5
+    new = old + torch.randn(n, len(HEADS), generator=generator(seed + 1)) * draw(st.sampled_from([1e-3, 0.1, 2.0]))
+    ops = torch.randint(0, len(Op), (n,), generator=generator(seed + 2))
+    return new, old, ops
+
+
+def _relevance(ops):
+    return torch.tensor([[h in EXPECTED_RELEVANT[Op(int(op))] for h in HEADS] for op in ops])
+
+
+@given(log_prob_pairs())
+def test_joint_log_ratio_is_the_sum_over_relevant_heads(case):
+    new, old, ops = case
+    joint = joint_log_ratio(new, old, ops)
+    relevant = _relevance(ops)
+    for i in range(len(ops)):
+        expected = math.fsum((new[i, h] - old[i, h]).item() for h in range(len(HEADS)) if relevant[i, h])
+        assert abs(joint[i].item() - expected) <= 1e-5 * (1 + abs(expected))
+
+
+@given(log_prob_pairs(), st.sampled_from([float("-inf"), float("inf"), float("nan"), 1e30, -1e30]))
+def test_irrelevant_heads_contribute_exactly_zero(case, garbage):
+    new, old, ops = case
+    irrelevant = ~_relevance(ops)
+    spoiled_new, spoiled_old = new.clone(), old.clone()
+    spoiled_new[irrelevant] = garbage
+    spoiled_old[irrelevant] = -garbage if garbage == garbage else garbage
+    assert torch.equal(joint_log_ratio(spoiled_new, spoiled_old, ops), joint_log_ratio(new, old, ops))
+    # ... and no gradient reaches an irrelevant head's log-prob.
+    new_leaf = spoiled_new.clone().requires_grad_(True)
+    joint_log_ratio(new_leaf, spoiled_old, ops).sum().backward()
+    assert (new_leaf.grad[irrelevant] == 0).all()
+    assert (new_leaf.grad[~irrelevant] == 1).all()
+
+
+@given(st.integers(2, 8), st.floats(0.05, 0.3), st.floats(0.1, 10.0), st.booleans())
+def test_joint_ratio_is_clipped_as_a_whole(n_heads_moved, clip, advantage, positive):
+    """Each head's ratio stays inside the clip range, yet the joint ratio leaves it: the objective is
+    capped and gives no gradient, as for a single-head ratio that far out."""
+    per_head = math.log1p(clip * 0.9) if positive else math.log1p(-clip * 0.9)
+    new = torch.zeros(1, len(HEADS))
+    new[0, :n_heads_moved] = per_head
+    new.requires_grad_(True)
+    old = torch.zeros(1, len(HEADS))
+    ops = torch.tensor([int(Op.GERMINATE)])  # six relevant heads
+    relevant_moved = sum(1 for h in HEADS[:n_heads_moved] if h in EXPECTED_RELEVANT[Op.GERMINATE])
+    joint = joint_log_ratio(new, old, ops)
+    joint_ratio = math.exp(per_head * relevant_moved)
+    adv = torch.tensor([advantage if positive else -advantage])
+    objective = clipped_surrogate(joint, adv, clip)
+    if (positive and joint_ratio > 1 + clip) or (not positive and joint_ratio < 1 - clip):
+        bound = (1 + clip) if positive else (1 - clip)
+        assert abs(objective.item() - bound * adv.item()) < 1e-4 * abs(adv.item()) + 1e-6
+        objective.sum().backward()
+        assert (new.grad == 0).all()
+    else:
+        assert abs(objective.item() - joint_ratio * adv.item()) < 1e-4 * abs(adv.item()) + 1e-6

@@ -1,0 +1,262 @@
+"""Checkpoint files: atomic write-then-rename, safe load, RNG capture and compatibility checks.
+
+Why ``weights_only``: a checkpoint is data, never code. Loading uses ``torch.load(weights_only=True)``,
+so a payload may hold only tensors, plain containers and primitives; ``save_checkpoint`` checks that
+before writing (naming the offending key) so a bad payload fails at save time, not at resume time.
+Why atomic: a run killed mid-write must leave the previous checkpoint intact and the new one either
+complete or absent (temporary file in the same directory, fsync, ``os.replace``).
+"""
+
+from __future__ import annotations
+
+import os
+import random
+import re
+from pathlib import Path
+from typing import Any, Mapping, Sequence
+
+import numpy as np
+import torch
+
+#: Bumped when the payload layout changes incompatibly.
+CHECKPOINT_FORMAT = 1
+
+_NAME = re.compile(r"^round_(\d{5,})\.pt$")
+_PRIMITIVES = (str, int, float, bool, bytes, type(None))
+
+
+class CheckpointError(Exception):
+    """A checkpoint cannot be written, read or used; the message says which file and why."""
+
+
+class CheckpointMismatchError(CheckpointError):
+    """The checkpoint was written for another action-space layout or plugin set."""
+
+    def __init__(self, path: Path | str, problems: Sequence[str]) -> None:
+        self.problems = list(problems)
+        lines = "\n  - ".join(self.problems)
+        super().__init__(
+            f"checkpoint {path} does not match this run:\n  - {lines}\n"
+            "Resume with the same plugins and action settings (actions.*, --blueprints) the run was started with."
+        )
+
+
+# ------------------------------------------------------------------------------------------ file names
+def checkpoint_path(directory: Path | str, round_index: int) -> Path:
+    """``checkpoints/round_00003.pt``: the state after ``round_index`` completed rounds."""
+    return Path(directory) / f"round_{round_index:05d}.pt"
+
+
+def list_checkpoints(directory: Path | str) -> list[tuple[int, Path]]:
+    """Complete checkpoint files, oldest first (temporary files of interrupted writes are ignored)."""
+    directory = Path(directory)
+    if not directory.is_dir():
+        return []
+    found = []
+    for entry in directory.iterdir():
+        match = _NAME.match(entry.name)
+        if match and entry.is_file():
+            found.append((int(match.group(1)), entry))
+    return sorted(found)
+
+
+def latest_checkpoint(directory: Path | str) -> Path | None:
+    found = list_checkpoints(directory)
+    return found[-1][1] if found else None
+
+
+def remove_old_checkpoints(directory: Path | str, keep: int) -> None:
+    """Keep the newest ``keep`` checkpoints (at least one)."""
+    for _, path in list_checkpoints(directory)[: -max(1, keep)]:
+        path.unlink(missing_ok=True)
+
+
+# ------------------------------------------------------------------------------------------- save/load
+def check_weights_only_safe(value: Any, where: str = "checkpoint") -> None:
+    """Raise TypeError naming the key path of anything ``torch.load(weights_only=True)`` would refuse."""
+    if isinstance(value, (torch.Tensor, torch.Size, torch.dtype, torch.device)) or isinstance(value, _PRIMITIVES):
+        return
+    if isinstance(value, Mapping):
+        for key, item in value.items():
+            if not isinstance(key, _PRIMITIVES):
+                raise TypeError(f"{where}: key {key!r} has type {type(key).__name__}; use str or int keys")
+            check_weights_only_safe(item, f"{where}[{key!r}]")
+        return
+    if isinstance(value, (list, tuple, set)):
+        for index, item in enumerate(value):
+            check_weights_only_safe(item, f"{where}[{index}]")
+        return
+    raise TypeError(
+        f"{where} has type {type(value).__module__}.{type(value).__qualname__}, which torch.load(weights_only=True) "
+        "refuses; store tensors, plain containers and primitives only"
+    )
+
+
+def save_checkpoint(path: Path | str, payload: Mapping[str, Any]) -> Path:
+    """Write ``payload`` atomically: the file at ``path`` is either the old one, absent, or complete."""
+    path = Path(path)
+    check_weights_only_safe(payload)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    temporary = path.with_name(f".{path.name}.{os.getpid()}.tmp")
+    try:
+        with temporary.open("wb") as handle:
+            torch.save({"format": CHECKPOINT_FORMAT, **payload}, handle)
+            handle.flush()
+            os.fsync(handle.fileno())
+        os.replace(temporary, path)
+    finally:
+        temporary.unlink(missing_ok=True)
+    _fsync_directory(path.parent)
+    return path
+
+
+def _fsync_directory(directory: Path) -> None:
+    try:
+        fd = os.open(directory, os.O_RDONLY)
+    except OSError:  # some filesystems do not allow opening directories
+        return
+    try:
+        os.fsync(fd)
+    except OSError:
+        pass
+    finally:
+        os.close(fd)
+
+
+def load_checkpoint(path: Path | str) -> dict[str, Any]:
+    """Load with ``weights_only=True`` onto the CPU; callers move tensors where they belong."""
+    path = Path(path)
+    if not path.is_file():
+        raise CheckpointError(f"no checkpoint file at {path}")
+    try:
+        payload = torch.load(path, map_location="cpu", weights_only=True)
+    except Exception as error:
+        raise CheckpointError(f"cannot read checkpoint {path}: {type(error).__name__}: {error}") from error
+    if not isinstance(payload, dict) or payload.get("format") != CHECKPOINT_FORMAT:
+        found = payload.get("format") if isinstance(payload, dict) else type(payload).__name__
+        raise CheckpointError(f"checkpoint {path} has format {found!r}; this esper reads format {CHECKPOINT_FORMAT}")
+    return payload
+
+
+# ------------------------------------------------------------------------------------- compatibility
+def compatibility_problems(
+    saved: Mapping[str, Any], layout: Mapping[str, Sequence[Any]], plugins: Mapping[str, Any]
+) -> list[str]:
+    """Differences between a checkpoint and the run about to use it (empty when compatible).
+
+    ``layout`` is ``ActionSpace.layout()``; ``plugins`` maps ``"kind:name"`` to ``{"distribution": ...,
+    "version": ...}`` for every plugin the run uses. Names and contributing distributions must match;
+    versions are compared by ``version_changes``, which callers report as warnings.
+    """
+    problems: list[str] = []
+    saved_layout = saved.get("action_layout", {})
+    for head in [h for h in layout if h not in saved_layout]:
+        problems.append(f"action head {head!r} is new (not in the checkpoint)")
+    for head, entries in saved_layout.items():
+        if head not in layout:
+            problems.append(f"action head {head!r} is in the checkpoint but not in this run")
+            continue
+        mine, theirs = list(layout[head]), list(entries)
+        if mine == theirs:
+            continue
+        added = [e for e in mine if e not in theirs]
+        removed = [e for e in theirs if e not in mine]
+        detail = []
+        if removed:
+            detail.append(f"checkpoint only: {removed!r}")
+        if added:
+            detail.append(f"this run only: {added!r}")
+        if not detail:
+            detail.append(f"same entries, other order: checkpoint {theirs!r}, this run {mine!r}")
+        problems.append(f"action head {head!r} differs ({'; '.join(detail)})")
+    saved_plugins = saved.get("plugins", {})
+    for key in sorted(set(saved_plugins) - set(plugins)):
+        problems.append(f"plugin {key} ({_who(saved_plugins[key])}) was used by the checkpoint but is not used now")
+    for key in sorted(set(plugins) - set(saved_plugins)):
+        problems.append(f"plugin {key} ({_who(plugins[key])}) is used now but not by the checkpoint")
+    for key in sorted(set(plugins) & set(saved_plugins)):
+        was, now = saved_plugins[key].get("distribution"), plugins[key].get("distribution")
+        if was != now:
+            problems.append(f"plugin {key} came from {was!r} in the checkpoint, from {now!r} now")
+    return problems
+
+
+def version_changes(saved: Mapping[str, Any], plugins: Mapping[str, Any]) -> list[str]:
+    """Plugins whose contributing distribution changed version since the checkpoint (a warning)."""
+    saved_plugins = saved.get("plugins", {})
+    changes = []
+    for key in sorted(set(plugins) & set(saved_plugins)):
+        was, now = saved_plugins[key].get("version"), plugins[key].get("version")
+        if was != now:
+            changes.append(f"plugin {key}: version {was} in the checkpoint, {now} now")
+    return changes
+
+
+def _who(info: Mapping[str, Any]) -> str:
+    return f"{info.get('distribution')} {info.get('version')}"
+
+
+def check_compatible(
+    path: Path | str, saved: Mapping[str, Any], layout: Mapping[str, Sequence[Any]], plugins: Mapping[str, Any]
+) -> None:
+    problems = compatibility_problems(saved, layout, plugins)
+    if problems:
+        raise CheckpointMismatchError(path, problems)
+
+
+# ------------------------------------------------------------------------------------------- RNG states
+def capture_rng_state() -> dict[str, Any]:
+    """Global RNG states (torch CPU and every CUDA device, python ``random``, numpy) as safe values."""
+    py_version, py_state, py_gauss = random.getstate()
+    np_state = np.random.get_state(legacy=False)
+    state: dict[str, Any] = {
+        "torch_cpu": torch.get_rng_state(),
+        "python": {"version": py_version, "state": list(py_state), "gauss": py_gauss},
+        "numpy": {
+            "bit_generator": np_state["bit_generator"],
+            "key": torch.from_numpy(np.asarray(np_state["state"]["key"], dtype=np.int64)),
+            "pos": int(np_state["state"]["pos"]),
+            "has_gauss": int(np_state["has_gauss"]),
+            "gauss": float(np_state["gauss"]),
+        },
+        "torch_cuda": [],
+    }
+    if torch.cuda.is_available() and torch.cuda.is_initialized():
+        state["torch_cuda"] = list(torch.cuda.get_rng_state_all())
+    return state
+
+
+def restore_rng_state(state: Mapping[str, Any]) -> None:
+    torch.set_rng_state(state["torch_cpu"])
+    python = state["python"]
+    random.setstate((python["version"], tuple(python["state"]), python["gauss"]))
+    numpy_state = state["numpy"]
+    np.random.set_state(
+        {
+            "bit_generator": numpy_state["bit_generator"],
+            "state": {"key": numpy_state["key"].numpy().astype(np.uint32), "pos": numpy_state["pos"]},
+            "has_gauss": numpy_state["has_gauss"],
+            "gauss": numpy_state["gauss"],
+        }
+    )
+    cuda_states = list(state.get("torch_cuda", []))
+    if cuda_states and torch.cuda.is_available():
+        if len(cuda_states) != torch.cuda.device_count():
+            raise CheckpointError(
+                f"checkpoint holds RNG states for {len(cuda_states)} CUDA device(s); this machine has "
+                f"{torch.cuda.device_count()}"
+            )
+        torch.cuda.set_rng_state_all(cuda_states)
+
+
+def tensors_to_cpu(value: Any) -> Any:
+    """Detached CPU copies of every tensor in a nested structure (a checkpoint must not alias live state)."""
+    if isinstance(value, torch.Tensor):
+        return value.detach().to("cpu", copy=True)
+    if isinstance(value, Mapping):
+        return {k: tensors_to_cpu(v) for k, v in value.items()}
+    if isinstance(value, tuple):
+        return tuple(tensors_to_cpu(v) for v in value)
+    if isinstance(value, list):
+        return [tensors_to_cpu(v) for v in value]
+    return value

@@ -77,6 +77,7 @@ class LifecycleConfig:
     resetting_epochs: int = 1  # epochs in RESETTING before the slot is DORMANT again
     max_seeds: int = 3  # live seeds at once
     germinate_curve: str = "linear"  # alpha curve used when a germinated seed starts blending
+    param_budget: float = 0.5  # live seed parameters as a fraction of host parameters that uses the whole budget
 
 
 @attrs.frozen(kw_only=True)

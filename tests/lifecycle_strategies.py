@@ -1,0 +1,190 @@
+"""Tiny hosts, blueprints, blend styles and Hypothesis strategies for the model-core tests.
+
+Self-contained on purpose: the real plugins are developed separately, and these tests pin the core's
+behaviour, not theirs. Everything is small enough to run many examples on a 2-core CPU.
+"""
+
+from __future__ import annotations
+
+from typing import Any, Sequence
+
+import torch
+from hypothesis import strategies as st
+from torch import nn
+
+from esper_core.config import LifecycleConfig, TrainingConfig
+from esper_core.lifecycle import LifecycleError
+from esper_core.model import MorphogeneticModel
+from esper_core.ops import ALPHA_CURVES, ALPHA_SPEEDS
+from esper_core.records import SlotPoint, StageTransition
+from esper_core.specs import BlendStyleSpec, BlueprintSpec
+
+CLASSES = 3
+IMAGE = 8
+SLOTS = ("early", "late")
+
+
+class TinyHost(nn.Module):
+    """Two slot points: ``early`` (4 x 8 x 8) and ``late`` (6 x 4 x 4); BatchNorm so eval mode matters."""
+
+    topology = "cnn"
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.stem = nn.Sequential(nn.Conv2d(3, 4, 3, padding=1), nn.BatchNorm2d(4), nn.ReLU())
+        self.down = nn.Sequential(nn.Conv2d(4, 6, 3, stride=2, padding=1), nn.ReLU())
+        self.head = nn.Linear(6, CLASSES)
+        self.slots = nn.ModuleDict({"early": nn.Identity(), "late": nn.Identity()})
+
+    def slot_points(self) -> tuple[SlotPoint, ...]:
+        return (SlotPoint("early", 4, IMAGE), SlotPoint("late", 6, IMAGE // 2))
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        x = self.slots["early"](self.stem(x))
+        x = self.slots["late"](self.down(x))
+        return self.head(x.mean(dim=(2, 3)))
+
+
+class ConvSeed(nn.Module):
+    """conv -> ReLU -> conv; ``zero_out`` makes it start harmless (like real blueprints)."""
+
+    def __init__(self, channels: int, zero_out: bool = False, norm: bool = False) -> None:
+        super().__init__()
+        self.inner = nn.Conv2d(channels, channels, 3, padding=1)
+        self.norm = nn.BatchNorm2d(channels) if norm else nn.Identity()
+        self.out = nn.Conv2d(channels, channels, 1)
+        if zero_out:
+            nn.init.zeros_(self.out.weight)
+            nn.init.zeros_(self.out.bias)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.out(torch.relu(self.norm(self.inner(x))))
+
+
+class WrongShapeSeed(nn.Module):
+    def __init__(self, channels: int) -> None:
+        super().__init__()
+        self.conv = nn.Conv2d(channels, channels + 1, 1)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.conv(x)
+
+
+def _per_sample(alpha: torch.Tensor) -> torch.Tensor:
+    return alpha.view(-1, 1, 1, 1) if alpha.dim() == 1 else alpha
+
+
+class AddBlend(nn.Module):
+    def forward(self, h: torch.Tensor, s: torch.Tensor, alpha: torch.Tensor) -> torch.Tensor:
+        return h + _per_sample(alpha) * s
+
+
+class GatedBlend(nn.Module):
+    """Owns parameters (a per-channel gate), like a real gated style."""
+
+    def __init__(self, channels: int) -> None:
+        super().__init__()
+        self.gate = nn.Parameter(torch.zeros(1, channels, 1, 1))
+
+    def forward(self, h: torch.Tensor, s: torch.Tensor, alpha: torch.Tensor) -> torch.Tensor:
+        return h + _per_sample(alpha) * torch.sigmoid(self.gate) * 2.0 * s
+
+
+BLUEPRINTS: dict[str, BlueprintSpec] = {
+    "conv": BlueprintSpec(name="conv", description="random conv pair", factory=lambda c, s: ConvSeed(c)),
+    "zero_conv": BlueprintSpec(
+        name="zero_conv", description="conv pair, zero output", factory=lambda c, s: ConvSeed(c, zero_out=True)
+    ),
+    "norm_conv": BlueprintSpec(
+        name="norm_conv", description="conv pair with BatchNorm", factory=lambda c, s: ConvSeed(c, norm=True)
+    ),
+}
+BAD_BLUEPRINTS: dict[str, BlueprintSpec] = {
+    "wrong_shape": BlueprintSpec(name="wrong_shape", description="adds a channel", factory=lambda c, s: WrongShapeSeed(c)),
+    "mlp_only": BlueprintSpec(
+        name="mlp_only", description="other topology", factory=lambda c, s: ConvSeed(c), topologies=frozenset({"mlp"})
+    ),
+}
+STYLES: dict[str, BlendStyleSpec] = {
+    "add": BlendStyleSpec(name="add", description="h + a s", formula="h + a*s", factory=lambda c: AddBlend()),
+    "gated": BlendStyleSpec(name="gated", description="gated add", formula="h + a*g*s", factory=GatedBlend),
+}
+
+FAST_LIFECYCLE = LifecycleConfig(
+    min_training_epochs=1, min_prune_age=2, embargo_epochs=2, resetting_epochs=1, max_seeds=2
+)
+TRAINING = TrainingConfig(lr=0.05, momentum=0.9, weight_decay=5e-4, seed_lr=0.1)
+
+
+def make_model(
+    lifecycle: LifecycleConfig = FAST_LIFECYCLE,
+    training: TrainingConfig = TRAINING,
+    seed: int = 0,
+    blueprints: dict[str, BlueprintSpec] | None = None,
+) -> MorphogeneticModel:
+    torch.manual_seed(seed)
+    return MorphogeneticModel(TinyHost(), blueprints or BLUEPRINTS, STYLES, lifecycle, training)
+
+
+def batch(n: int = 6, seed: int = 0) -> tuple[torch.Tensor, torch.Tensor]:
+    generator = torch.Generator().manual_seed(seed)
+    x = torch.randn(n, 3, IMAGE, IMAGE, generator=generator)
+    y = torch.randint(0, CLASSES, (n,), generator=generator)
+    return x, y
+
+
+def train_step(model: MorphogeneticModel, x: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
+    model.optimizer.zero_grad()
+    loss = nn.functional.cross_entropy(model(x), y)
+    loss.backward()
+    model.record_grad_norms()
+    model.optimizer.step()
+    return loss.detach()
+
+
+# ------------------------------------------------------------------------------------------ strategies
+@st.composite
+def lifecycle_configs(draw: st.DrawFn) -> LifecycleConfig:
+    return LifecycleConfig(
+        min_training_epochs=draw(st.integers(0, 2)),
+        min_prune_age=draw(st.integers(0, 3)),
+        embargo_epochs=draw(st.integers(0, 2)),
+        resetting_epochs=draw(st.integers(0, 2)),
+        max_seeds=draw(st.integers(1, 2)),
+        germinate_curve=draw(st.sampled_from(ALPHA_CURVES)),
+    )
+
+
+slot_names = st.sampled_from(SLOTS)
+alpha_targets = st.sampled_from((0.5, 0.7, 1.0))
+speeds = st.sampled_from(tuple(ALPHA_SPEEDS))
+curves = st.sampled_from(ALPHA_CURVES)
+
+#: One model API call as a tuple (name, *args); ("step",) is step_epoch.
+model_calls = st.one_of(
+    st.tuples(
+        st.just("germinate"), slot_names, st.sampled_from(tuple(BLUEPRINTS)), st.sampled_from(tuple(STYLES)),
+        st.integers(0, 3), alpha_targets,
+    ),
+    st.tuples(st.just("advance"), slot_names),
+    st.tuples(st.just("set_alpha_target"), slot_names, alpha_targets, speeds, curves),
+    st.tuples(st.just("prune"), slot_names, speeds, curves),
+    st.tuples(st.just("fossilize"), slot_names),
+    st.tuples(st.just("step")),
+    st.tuples(st.just("step")),
+)
+
+
+def call_sequences(min_size: int = 1, max_size: int = 40) -> st.SearchStrategy[list[tuple[Any, ...]]]:
+    return st.lists(model_calls, min_size=min_size, max_size=max_size)
+
+
+def apply_call(model: MorphogeneticModel, call: Sequence[Any]) -> list[StageTransition] | LifecycleError:
+    """Run one call; a refused call returns its LifecycleError instead of raising."""
+    name, *args = call
+    try:
+        if name == "step":
+            return model.step_epoch()
+        return getattr(model, name)(*args)
+    except LifecycleError as error:
+        return error

@@ -19,6 +19,7 @@ Why each choice:
 
 from __future__ import annotations
 
+import functools
 import math
 
 import torch
@@ -30,39 +31,53 @@ LOGIT_LIMIT = 1e6
 
 
 class MaskedCategorical:
-    """Categorical over ``mask``-valid entries of ``logits`` [..., n] with a per-head probability floor."""
+    """Categorical over ``mask``-valid entries of ``logits`` [..., n] with a probability floor.
 
-    def __init__(self, logits: torch.Tensor, mask: torch.Tensor, floor: float = 0.0) -> None:
+    ``floor`` is a float, or a float32 tensor broadcastable to ``logits.shape[:-1] + (1,)`` so several
+    heads padded to one width can be handled in one call, each with its own floor (a tensor floor is not
+    range-checked: checking would cost a device sync).
+    """
+
+    def __init__(self, logits: torch.Tensor, mask: torch.Tensor, floor: float | torch.Tensor = 0.0) -> None:
         if logits.shape != mask.shape:
             raise ValueError(f"logits {tuple(logits.shape)} and mask {tuple(mask.shape)} must have the same shape")
         if mask.dtype != torch.bool:
             raise TypeError(f"mask must be a bool tensor; got {mask.dtype}")
-        if not 0.0 <= floor <= 1.0:
+        if not isinstance(floor, torch.Tensor) and not 0.0 <= floor <= 1.0:
             raise ValueError(f"probability floor must lie in [0, 1]; got {floor}")
         self.mask = mask
-        self.floor = float(floor)
+        self.floor = floor
         logits = logits.float().clamp(-LOGIT_LIMIT, LOGIT_LIMIT)
         # Shift so the largest valid logit is 0 (a constant shift: no effect on gradients or probabilities).
-        shift = torch.where(mask, logits, torch.full_like(logits, -math.inf)).amax(-1, keepdim=True).detach()
-        shift = torch.where(torch.isfinite(shift), shift, torch.zeros_like(shift))  # rows with no valid entry
-        masked = torch.where(mask, logits - shift, torch.full_like(logits, INVALID_LOGIT))
+        shift = torch.where(mask, logits, -math.inf).amax(-1, keepdim=True).detach()
+        shift = torch.where(torch.isfinite(shift), shift, 0.0)  # rows with no valid entry
+        masked = torch.where(mask, logits - shift, INVALID_LOGIT)
         self.masked_logits = masked
         softmax_log = masked - torch.logsumexp(masked, dim=-1, keepdim=True)
         self.n_valid = mask.sum(-1, keepdim=True)
-        if self.floor > 0.0:
+        if isinstance(floor, torch.Tensor) or floor > 0.0:
             n_valid = self.n_valid.to(masked.dtype).clamp(min=1.0)
-            floor_t = torch.minimum(torch.full_like(n_valid, self.floor), 1.0 / n_valid)
+            requested = floor.to(masked.dtype) if isinstance(floor, torch.Tensor) else torch.full_like(n_valid, floor)
+            floor_t = torch.minimum(requested, 1.0 / n_valid)
             scale = (1.0 - floor_t * n_valid).clamp(min=0.0)
-            # log(f + c * softmax) in log space: stays finite when f underflows in float32 and keeps the
-            # softmax's precision for tiny probabilities.
+            # log(f + c * softmax) in log space: stays finite when f underflows in float32 (or is 0 for
+            # some heads of a tensor floor) and keeps the softmax's precision for tiny probabilities.
             valid_log = torch.logaddexp(torch.log(floor_t), torch.log(scale) + softmax_log)
         else:
             valid_log = softmax_log
         # ``valid_log`` is finite everywhere; invalid entries are replaced by constants, so their (zero)
         # gradients never meet an infinity.
         self._valid_log = valid_log
-        self.log_probs = torch.where(mask, valid_log, torch.full_like(valid_log, -math.inf))
-        self.probs = torch.where(mask, valid_log.exp(), torch.zeros_like(valid_log))
+
+    @functools.cached_property
+    def log_probs(self) -> torch.Tensor:
+        """Log-probabilities [..., n]; -inf at invalid entries."""
+        return torch.where(self.mask, self._valid_log, -math.inf)
+
+    @functools.cached_property
+    def probs(self) -> torch.Tensor:
+        """Probabilities [..., n]; exactly 0 at invalid entries, >= the floor at valid ones."""
+        return torch.where(self.mask, self._valid_log.exp(), 0.0)
 
     def log_prob(self, actions: torch.Tensor) -> torch.Tensor:
         """Log-probability of ``actions`` (int64, batch shape or sample shape + batch shape); -inf for an
@@ -74,11 +89,11 @@ class MaskedCategorical:
 
     def entropy(self) -> torch.Tensor:
         """Normalised entropy [...] in [0, 1]: H / log(n_valid), 0 with a single valid entry."""
-        plogp = torch.where(self.mask, self._valid_log.exp() * self._valid_log, torch.zeros_like(self._valid_log))
+        plogp = torch.where(self.mask, self._valid_log.exp() * self._valid_log, 0.0)
         entropy = -plogp.sum(-1)
         n_valid = self.n_valid.squeeze(-1)
         log_n = torch.log(n_valid.clamp(min=2).to(entropy.dtype))
-        return torch.where(n_valid > 1, entropy / log_n, torch.zeros_like(entropy)).clamp(0.0, 1.0)
+        return torch.where(n_valid > 1, entropy / log_n, 0.0).clamp(0.0, 1.0)
 
     def mode(self) -> torch.Tensor:
         """Most probable valid entry [...] (the floor never changes which one that is)."""
@@ -86,9 +101,8 @@ class MaskedCategorical:
 
     def sample(self, generator: torch.Generator | None = None) -> torch.Tensor:
         """Draw [...] from the floored distribution (Gumbel-max on its log-probabilities)."""
-        uniform = torch.rand(
-            self.log_probs.shape, generator=generator, device=self.log_probs.device, dtype=self.log_probs.dtype
-        )
+        log_probs = self.log_probs.detach()
+        uniform = torch.rand(log_probs.shape, generator=generator, device=log_probs.device, dtype=log_probs.dtype)
         tiny = torch.finfo(uniform.dtype).tiny
         gumbel = -torch.log(-torch.log(uniform.clamp(min=tiny, max=1.0 - 1e-7)))
-        return (self.log_probs.detach() + gumbel).argmax(-1)
+        return (log_probs + gumbel).argmax(-1)

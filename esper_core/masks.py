@@ -124,30 +124,40 @@ def mask_inputs_from_observations(
     return mask_inputs_from_tensors(state[..., 0], state[..., 1], state[..., 2], state[..., 3], space, lifecycle)
 
 
-def _in_stages(stage: torch.Tensor, stages: frozenset[SeedStage]) -> torch.Tensor:
-    result = torch.zeros_like(stage, dtype=torch.bool)
-    for member in sorted(stages):
-        result |= stage == int(member)
-    return result
+#: Columns of the per-stage property table used by the masks.
+_STAGE_PROPERTIES = ("dormant", "training", "blending", "holding", "live", "blocks_germination")
+
+
+@functools.lru_cache(maxsize=8)
+def _stage_table(device: torch.device) -> torch.Tensor:
+    """Bool [n_stages, len(_STAGE_PROPERTIES)], built once per device (read-only: callers only index it),
+    so the masks index one table instead of comparing against every stage."""
+    rows = [
+        [
+            stage == SeedStage.DORMANT,
+            stage == SeedStage.TRAINING,
+            stage == SeedStage.BLENDING,
+            stage == SeedStage.HOLDING,
+            stage in LIVE_SEED_STAGES,
+            stage in BLOCKS_GERMINATION,
+        ]
+        for stage in SeedStage
+    ]
+    return torch.tensor(rows, dtype=torch.bool, device=device)
 
 
 def slot_op_legality(inputs: MaskInputs) -> torch.Tensor:
     """Bool [E, S, N_OPS]: op o is legal on slot s (WAIT: every slot, the slot head being irrelevant)."""
-    stage = inputs.stage
-    training = stage == int(SeedStage.TRAINING)
-    blending = stage == int(SeedStage.BLENDING)
-    holding = stage == int(SeedStage.HOLDING)
-    can_host = (
-        (stage == int(SeedStage.DORMANT)) & inputs.blueprint_support.any(-1) & inputs.style_support.any(-1)
-    )
-    live_seeds = _in_stages(stage, LIVE_SEED_STAGES).sum(-1)
-    sequential_ok = ~_in_stages(stage, BLOCKS_GERMINATION).any(-1)
-    env_may_germinate = sequential_ok & (live_seeds < inputs.max_seeds)
+    dormant, training, blending, holding, live, blocks = _stage_table(inputs.device)[inputs.stage].unbind(-1)
+    can_host = dormant & inputs.blueprint_support.any(-1) & inputs.style_support.any(-1)
+    sequential_ok = ~blocks.any(-1)
+    env_may_germinate = sequential_ok & (live.sum(-1) < inputs.max_seeds)
+    blending_or_holding = blending | holding
     per_op = {
-        Op.WAIT: torch.ones_like(stage, dtype=torch.bool),
+        Op.WAIT: torch.ones_like(dormant),
         Op.GERMINATE: can_host & env_may_germinate.unsqueeze(-1),
-        Op.SET_ALPHA_TARGET: blending | holding,
-        Op.PRUNE: (training | blending | holding) & (inputs.seed_age >= inputs.min_prune_age),
+        Op.SET_ALPHA_TARGET: blending_or_holding,
+        Op.PRUNE: (training | blending_or_holding) & (inputs.seed_age >= inputs.min_prune_age),
         Op.FOSSILIZE: holding,
         Op.ADVANCE: (training & (inputs.epochs_in_stage >= inputs.min_training_epochs))
         | (blending & inputs.alpha_at_target),

@@ -13,9 +13,9 @@ from hypothesis import strategies as st
 from torch import nn
 
 from esper_core.config import LifecycleConfig, TrainingConfig
-from esper_core.lifecycle import LifecycleError
+from esper_core.lifecycle import LifecycleError, germination_allowed, legal_ops_for_slot
 from esper_core.model import MorphogeneticModel
-from esper_core.ops import ALPHA_CURVES, ALPHA_SPEEDS
+from esper_core.ops import ALPHA_CURVES, ALPHA_SPEEDS, Op
 from esper_core.records import SlotPoint, StageTransition
 from esper_core.specs import BlendStyleSpec, BlueprintSpec
 
@@ -177,6 +177,35 @@ model_calls = st.one_of(
 
 def call_sequences(min_size: int = 1, max_size: int = 40) -> st.SearchStrategy[list[tuple[Any, ...]]]:
     return st.lists(model_calls, min_size=min_size, max_size=max_size)
+
+
+def _call_for(op: Op, slot: str) -> st.SearchStrategy[tuple[Any, ...]]:
+    if op == Op.GERMINATE:
+        return st.tuples(
+            st.just("germinate"), st.just(slot), st.sampled_from(tuple(BLUEPRINTS)), st.sampled_from(tuple(STYLES)),
+            st.integers(0, 3), alpha_targets,
+        )
+    if op == Op.SET_ALPHA_TARGET:
+        return st.tuples(st.just("set_alpha_target"), st.just(slot), alpha_targets, speeds, curves)
+    if op == Op.PRUNE:
+        return st.tuples(st.just("prune"), st.just(slot), speeds, curves)
+    return st.just((op.name.lower(), slot))
+
+
+def guided_call(data: st.DataObject, model: MorphogeneticModel, lifecycle: LifecycleConfig) -> tuple[Any, ...]:
+    """Mostly a call the gates allow now (or a step), sometimes any call: random sequences then reach
+    BLENDING, HOLDING, FOSSILIZED and the prune cooldown instead of bouncing off the gates."""
+    if data.draw(st.integers(0, 9), label="any call?") < 3:
+        return data.draw(model_calls, label="any call")
+    summaries = model.summary()
+    may_germinate = germination_allowed(summaries, lifecycle)
+    options: list[st.SearchStrategy[tuple[Any, ...]]] = [st.just(("step",))] * 3
+    for summary in summaries:
+        for op in sorted(legal_ops_for_slot(summary, lifecycle)):
+            if op != Op.GERMINATE or may_germinate:
+                # forward moves weigh more than PRUNE/retarget, so seeds also live long enough to fossilize
+                options.extend([_call_for(op, summary.name)] * (3 if op in (Op.ADVANCE, Op.FOSSILIZE) else 1))
+    return data.draw(data.draw(st.sampled_from(options), label="legal op"), label="legal call")
 
 
 def apply_call(model: MorphogeneticModel, call: Sequence[Any]) -> list[StageTransition] | LifecycleError:

@@ -1,0 +1,43 @@
+"""The ``esper`` command line. Plugins are loaded only inside commands that need them, so no plugin,
+however broken, can stop ``esper --help``, ``esper --version`` or ``esper plugins``."""
+
+from __future__ import annotations
+
+import click
+
+from esper_core import PLUGIN_API_VERSION, __version__, cli_run
+from esper_core.cli_common import CliState
+from esper_core.cli_config import config_group
+from esper_core.cli_plugins import plugins_command
+
+
+def _build_main() -> click.Group:
+    @click.group(context_settings={"help_option_names": ["-h", "--help"], "max_content_width": 100})
+    @click.version_option(
+        __version__, "--version", prog_name="esper", message=f"%(prog)s %(version)s (plugin API {PLUGIN_API_VERSION})"
+    )
+    @click.option(
+        "--strict-plugins",
+        is_flag=True,
+        help="Treat a plugin that fails to load as a fatal error (default: report it and go on).",
+    )
+    @click.pass_context
+    def main(ctx: click.Context, strict_plugins: bool) -> None:
+        """Esper grows neural networks while they train: a learned controller germinates, blends,
+        fossilizes or prunes seed modules in a host network.
+
+        Start with `esper plugins` (what is installed), `esper config show` (what a run would use)
+        and `esper run`.
+        """
+        ctx.obj = CliState(strict_plugins=strict_plugins)
+
+    main.add_command(plugins_command)
+    main.add_command(config_group)
+    cli_run.register(main)
+    return main
+
+
+main = _build_main()
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,61 @@
+"""Named starting points for a run: nested override dicts applied on top of the defaults.
+
+Precedence: defaults < preset < config file < CLI flags. A preset only sizes a run (envs, episode
+length, samples per epoch); it never names a plugin or sets plugin options, so it fits any choice of
+host, task or policy. ``auto`` picks ``cpu-quick`` without CUDA and ``gpu`` with it.
+"""
+
+from __future__ import annotations
+
+import difflib
+from types import MappingProxyType
+from typing import Any, Mapping
+
+AUTO = "auto"
+
+
+def _frozen(tree: Mapping[str, Any]) -> Mapping[str, Any]:
+    return MappingProxyType({key: _frozen(value) if isinstance(value, Mapping) else value for key, value in tree.items()})
+
+
+PRESETS: Mapping[str, Mapping[str, Any]] = _frozen(
+    {
+        # Finishes in minutes on a laptop-class CPU: the default `esper run` without a GPU.
+        "cpu-quick": {
+            "run": {"envs": 2, "episode_length": 8, "rounds": 3},
+            "training": {"batch_size": 128, "epoch_samples": 2048, "val_samples": 1024, "eval_batch_size": 512},
+        },
+        # A real study on one GPU: more envs, episodes long enough for seeds to blend, hold and fossilize.
+        "gpu": {
+            "run": {"envs": 6, "episode_length": 25, "rounds": 100},
+            "training": {"batch_size": 128, "eval_batch_size": 1024},
+        },
+    }
+)
+
+#: Every name ``run.preset`` / ``--preset`` accepts.
+PRESET_CHOICES: tuple[str, ...] = (AUTO, *PRESETS)
+
+
+class UnknownPresetError(ValueError):
+    """A preset name that does not exist; the message lists the choices."""
+
+    def __init__(self, name: str) -> None:
+        self.name = name
+        close = difflib.get_close_matches(name, PRESET_CHOICES, n=1)
+        hint = f" (did you mean {close[0]}?)" if close else ""
+        super().__init__(f"unknown preset {name!r}{hint}; choices: {', '.join(PRESET_CHOICES)}")
+
+
+def resolve_preset(name: str, cuda_available: bool) -> str:
+    """The concrete preset a name stands for: ``auto`` follows the hardware, other names stay as they are."""
+    if name == AUTO:
+        return "gpu" if cuda_available else "cpu-quick"
+    if name not in PRESETS:
+        raise UnknownPresetError(name)
+    return name
+
+
+def preset_overrides(name: str, cuda_available: bool) -> Mapping[str, Any]:
+    """The nested override dict of the preset ``name`` resolves to (read-only)."""
+    return PRESETS[resolve_preset(name, cuda_available)]

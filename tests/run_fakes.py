@@ -5,12 +5,13 @@ from __future__ import annotations
 
 from typing import Any
 
+import attrs
 import torch
 from torch import nn
 
 from esper_core.data import CropFlip
 from esper_core.records import RewardInputs, SlotPoint, TaskData, TaskInfo
-from esper_core.specs import BlendStyleSpec, BlueprintSpec, HostSpec, NoOptions
+from esper_core.specs import BlendStyleSpec, BlueprintSpec, HostSpec, NoOptions, RewardSpec, TaskSpec
 
 
 class ToyHost(nn.Module):
@@ -130,3 +131,50 @@ def toy_task(n_train: int = 96, n_val: int = 48, size: int = 8, seed: int = 0) -
 
 
 NO_OPTIONS = NoOptions()
+
+
+
+# ----------------------------------------------------------------------------------- runner fakes
+class ToyTask:
+    def __init__(self, options: Any = None) -> None:
+        self.options = options
+
+    def available(self, data_dir: Any) -> bool:
+        return True
+
+    def load(self, data_dir: Any, device: Any, seed: int) -> TaskData:
+        data = toy_task(seed=seed)
+        moved = {k: getattr(data, k).to(device) for k in ("train_x", "train_y", "val_x", "val_y", "test_x", "test_y")}
+        return attrs.evolve(data, **moved)
+
+
+@attrs.frozen
+class Contributor:
+    name: str = "fakes"
+    distribution: str | None = None
+    version: str | None = None
+
+
+TASK = TaskSpec(name="toy", description="toy task", factory=ToyTask, auto_priority=0)
+REWARD = RewardSpec(name="acc", description="val acc delta", factory=lambda options: SumOfAccuracyReward())
+
+
+class RunnerRegistry(FakeRegistry):
+    """Adds tasks, hosts, rewards, policies, provenance and an observer to the fake registry."""
+
+    def __init__(self, policies: dict[str, Any], blueprints: dict[str, Any] | None = None) -> None:
+        super().__init__(
+            task={"toy": TASK},
+            host={"toy": HOST},
+            reward={"acc": REWARD},
+            policy=policies,
+            **({"blueprint": blueprints} if blueprints is not None else {}),
+        )
+        self.events: list[dict[str, Any]] = []
+
+    def contributor(self, kind: str, name: str) -> Contributor:
+        self.get(kind, name)
+        return Contributor()
+
+    def emit(self, event: dict[str, Any]) -> None:
+        self.events.append(event)

@@ -1,0 +1,648 @@
+"""The run loop: envs -> one batched policy forward -> legal actions -> env steps -> rollout -> update.
+
+A round is one episode in every env followed by one policy update, then metrics, events and (every
+``run.checkpoint_every`` rounds) a checkpoint. Episodes start and end at round boundaries, so a checkpoint
+written there holds no host tensors: policy state, RNG states, each env's generators and episode counter,
+cumulative totals and the byte sizes of the events/metrics files (a resumed run cuts them back to that
+point and continues bit for bit).
+
+Every sampled action is checked against the masks it was sampled under *and* against the masks of the
+env's actual state before anything executes; an illegal action raises ``IllegalActionError`` (a bug in a
+policy), it is never turned into WAIT. SIGINT finishes the current step, rewrites the checkpoint of the
+round start (the partial round is discarded, so resuming replays it exactly) and returns cleanly.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import random
+import signal
+import threading
+import time
+from collections import Counter
+from pathlib import Path
+from typing import Any, Iterator, Sequence
+
+import attrs
+import numpy as np
+import torch
+
+import esper_core
+from esper_core.actions import ActionSpace
+from esper_core.checkpoint import (
+    capture_rng_state,
+    check_compatible,
+    checkpoint_path,
+    remove_old_checkpoints,
+    restore_rng_state,
+    save_checkpoint,
+    tensors_to_cpu,
+    version_changes,
+)
+from esper_core.config import EsperConfig
+from esper_core.env import IllegalActionError, MorphogenesisEnv, StepResult, derived_seed
+from esper_core.masks import compute_action_masks, mask_inputs_from_observations
+from esper_core.ops import HEADS, RELEVANT_HEADS, Op
+from esper_core.progress import Progress
+from esper_core.records import DecodedAction, EnvObservation, PolicyContext, PolicyOutput
+from esper_core.rollout import RolloutBuffer
+from esper_core.run_setup import ResolvedTask, plugin_set, resolve_devices, resolve_task, slot_layout, structure
+from esper_core.rundir import RunDir
+from esper_core.telemetry import (
+    ActionTaken,
+    EpisodeEnded,
+    EpisodeStarted,
+    FaultRecovered,
+    JsonlSink,
+    RewardGiven,
+    RoundEnded,
+    RunEnded,
+    RunInterrupted,
+    RunStarted,
+    SeedTransition,
+    StepMetrics,
+    Telemetry,
+    truncate_file,
+)
+
+#: Checkpoints kept on disk (the newest ones); older ones are deleted after each save.
+KEEP_CHECKPOINTS = 3
+
+
+def seed_everything(seed: int) -> None:
+    """Global generators (policy initialisation and anything else that draws from them)."""
+    torch.manual_seed(seed)
+    random.seed(seed)
+    np.random.seed(seed % 2**32)
+
+
+def config_dict(config: EsperConfig) -> dict[str, Any]:
+    from esper_core.config_loading import config_to_dict
+
+    return config_to_dict(config)
+
+
+@attrs.frozen
+class RunOutcome:
+    status: str  # "completed" or "interrupted"
+    rounds_completed: int
+    summary: dict[str, Any]
+
+
+class _StopFlag:
+    """Set by the SIGINT handler; a second Ctrl-C aborts at once."""
+
+    def __init__(self) -> None:
+        self.requested = False
+
+
+@contextlib.contextmanager
+def sigint_finishes_step(flag: _StopFlag) -> Iterator[None]:
+    if threading.current_thread() is not threading.main_thread():
+        yield
+        return
+
+    def handler(signum: int, frame: Any) -> None:
+        if flag.requested:
+            raise KeyboardInterrupt
+        flag.requested = True
+
+    previous = signal.signal(signal.SIGINT, handler)
+    try:
+        yield
+    finally:
+        signal.signal(signal.SIGINT, previous)
+
+
+class Runner:
+    """Builds envs, action space, policy and rollout once; ``run(rounds)`` plays rounds."""
+
+    def __init__(
+        self,
+        config: EsperConfig,
+        registry: Any,
+        *,
+        run_dir: RunDir | None = None,
+        progress: Progress | None = None,
+        resolved_task: ResolvedTask | None = None,
+    ) -> None:
+        self.config = config
+        self.registry = registry
+        self.run_dir = run_dir
+        self.progress = progress if progress is not None else Progress(quiet=True)
+        if config.device.threads is not None:
+            torch.set_num_threads(config.device.threads)
+        seed = config.run.seed
+        seed_everything(seed)
+        self.devices = resolve_devices(config.device)
+        self.task = resolved_task if resolved_task is not None else resolve_task(registry, config.task)
+        if self.task.notice:
+            self.progress.notice(self.task.notice)
+        data_dir = config.task.data_dir
+        self.data = {}
+        for device in dict.fromkeys(self.devices):
+            self.data[device] = self._load_task(device, data_dir, seed)
+        self.host_spec = registry.get("host", config.host.name)
+        host_options = structure(self.host_spec, config.host.options, "host.options")
+        reward_spec = registry.get("reward", config.reward.name)
+        reward_options = structure(reward_spec, config.reward.options, "reward.options")
+        n_envs = config.run.envs
+        if n_envs < 1:
+            raise ValueError(f"run.envs must be >= 1; got {n_envs}")
+        self.envs = [
+            MorphogenesisEnv(
+                self.data[self.devices[i % len(self.devices)]],
+                self.host_spec,
+                config,
+                registry,
+                self.devices[i % len(self.devices)],
+                derived_seed(seed, 100, i),
+                host_options=host_options,
+                reward=reward_spec.factory(reward_options),
+                index=i,
+            )
+            for i in range(n_envs)
+        ]
+        first_data = self.data[self.devices[0]]
+        slot_names, topology = slot_layout(self.host_spec, host_options, first_data.info)
+        self.space = ActionSpace.from_registry(registry, topology, slot_names, config.actions)
+        self.policy_spec = registry.get("policy", config.policy.name)
+        self.policy_device = self.devices[0]
+        context = PolicyContext(
+            space=self.space,
+            n_envs=n_envs,
+            episode_length=config.run.episode_length,
+            device=self.policy_device,
+            seed=derived_seed(seed, 200),
+            ppo=config.ppo,
+            lifecycle=config.lifecycle,
+        )
+        policy_options = structure(self.policy_spec, config.policy.options, "policy.options")
+        self.policy = self.policy_spec.factory(policy_options, context)
+        self.plugins = plugin_set(
+            registry,
+            {
+                "task": self.task.spec.name,
+                "host": self.host_spec.name,
+                "policy": self.policy_spec.name,
+                "reward": reward_spec.name,
+                "blueprint": self.space.blueprints[1:],
+                "blend_style": self.space.styles,
+            },
+        )
+        self.buffer: RolloutBuffer | None = None
+        self.round = 0
+        self.totals: dict[str, Any] = {
+            "env_steps": 0, "germinated": 0, "fossilized": 0, "pruned": 0, "faults": 0, "wall_time_s": 0.0,
+            "last_episode": [],
+        }
+        self.telemetry = Telemetry(None)
+        self._stop = _StopFlag()
+        self._round_start_payload: dict[str, Any] | None = None
+        self._policy_state: Any = None
+        self._step_index = 0
+
+    def _load_task(self, device: torch.device, data_dir: str, seed: int) -> Any:
+        with torch.random.fork_rng(devices=[]):
+            return self.task.task.load(Path(data_dir).expanduser(), device, seed)
+
+    # ------------------------------------------------------------------------------------ run directory
+    def describe(self) -> dict[str, Any]:
+        """What config.json holds: resolved config, plugins with provenance, action-space layout."""
+        return {
+            "esper_version": esper_core.__version__,
+            "config": config_dict(self.config),
+            "task": self.task.spec.name,
+            "devices": [str(d) for d in self.devices],
+            "plugins": self.plugins,
+            "action_layout": self.space.layout(),
+            "policy_learns": bool(self.policy_spec.learns),
+        }
+
+    def _open_telemetry(self) -> None:
+        if self.run_dir is None:
+            self.telemetry = Telemetry(
+                None, hook=getattr(self.registry, "emit", None), on_hook_error=self.progress.notice
+            )
+            return
+        self.telemetry = Telemetry(
+            JsonlSink(self.run_dir.events_path),
+            JsonlSink(self.run_dir.metrics_path),
+            hook=getattr(self.registry, "emit", None),
+            on_hook_error=self.progress.notice,
+        )
+
+    def start(self) -> None:
+        """A fresh run: write config.json, the run_start event and the round-0 checkpoint."""
+        if self.run_dir is not None:
+            self.run_dir.write_config(self.describe())
+        self._open_telemetry()
+        self._emit_run_start(None)
+        self._checkpoint(force=True)
+
+    def restore(self, payload: dict[str, Any], path: str = "checkpoint") -> None:
+        """Continue from a round-boundary checkpoint (compatibility checked first, with a clear diff)."""
+        check_compatible(path, payload, self.space.layout(), self.plugins)
+        for warning in version_changes(payload, self.plugins):
+            self.progress.notice(f"warning: {warning}")
+        if len(payload["envs"]) != len(self.envs):
+            raise ValueError(f"{path} holds {len(payload['envs'])} env(s); this run has {len(self.envs)} (run.envs)")
+        self.policy.load_state_dict(payload["policy"])
+        for env, state in zip(self.envs, payload["envs"]):
+            env.load_state_dict(state)
+        self.round = int(payload["round"])
+        self.totals = dict(payload["totals"])
+        restore_rng_state(payload["rng"])
+        if self.run_dir is not None:
+            truncate_file(self.run_dir.events_path, int(payload["offsets"]["events"]))
+            truncate_file(self.run_dir.metrics_path, int(payload["offsets"]["metrics"]))
+        self._open_telemetry()
+        self._emit_run_start(self.round)
+        self._round_start_payload = None
+        self._round_start_payload = self.payload()
+
+    def _emit_run_start(self, resumed_at: int | None) -> None:
+        self.telemetry.emit(
+            RunStarted(
+                run_name=self.run_dir.name if self.run_dir is not None else "",
+                resumed_at_round=resumed_at,
+                n_envs=len(self.envs),
+                devices=tuple(str(d) for d in self.devices),
+                plugins={"task": self.task.spec.name, "host": self.host_spec.name, "policy": self.policy_spec.name,
+                         "reward": self.config.reward.name},
+                esper_version=esper_core.__version__,
+                wall_time=time.time(),
+            )
+        )
+
+    # ----------------------------------------------------------------------------------------- payload
+    def payload(self) -> dict[str, Any]:
+        """Round-boundary state as tensors/plain values (loadable with ``weights_only=True``)."""
+        self.telemetry.flush()
+        return {
+            "round": self.round,
+            "esper_version": esper_core.__version__,
+            "config": config_dict(self.config),
+            "plugins": self.plugins,
+            "action_layout": self.space.layout(),
+            "policy_name": self.policy_spec.name,
+            "policy": tensors_to_cpu(self.policy.state_dict()),
+            "rng": capture_rng_state(),
+            "envs": [tensors_to_cpu(env.state_dict()) for env in self.envs],
+            "totals": _plain_copy(self.totals),
+            "offsets": self.telemetry.offsets(),
+        }
+
+    def _checkpoint(self, force: bool = False) -> None:
+        payload = self.payload()
+        self._round_start_payload = payload
+        every = max(1, self.config.run.checkpoint_every)
+        if self.run_dir is not None and (force or self.round % every == 0):
+            save_checkpoint(checkpoint_path(self.run_dir.checkpoints, self.round), payload)
+            remove_old_checkpoints(self.run_dir.checkpoints, KEEP_CHECKPOINTS)
+
+    # ------------------------------------------------------------------------------------------- loop
+    def run(self, rounds: int) -> RunOutcome:
+        """Play ``rounds`` more rounds (or until SIGINT). Returns the outcome and writes summary.json."""
+        started = time.perf_counter()
+        target = self.round + rounds
+        status = "completed"
+        with sigint_finishes_step(self._stop):
+            while self.round < target:
+                if self._stop.requested or not self._run_round(target):
+                    status = "interrupted"
+                    break
+                self.round += 1
+                self._checkpoint(force=self.round == target)
+        self.totals["wall_time_s"] = float(self.totals["wall_time_s"]) + time.perf_counter() - started
+        if status == "interrupted":
+            self._write_interrupt_checkpoint()
+        self.telemetry.emit(RunEnded(status=status, rounds_completed=self.round, wall_time_s=self.totals["wall_time_s"]))
+        summary = self.summary(status)
+        if self.run_dir is not None:
+            self.run_dir.write_summary(summary)
+        self.telemetry.flush()
+        return RunOutcome(status=status, rounds_completed=self.round, summary=summary)
+
+    def close(self) -> None:
+        """Close the events and metrics files (the runner cannot write afterwards)."""
+        self.telemetry.close()
+
+    def request_stop(self) -> None:
+        """What SIGINT does: finish the current step, then stop at the round start's checkpoint."""
+        self._stop.requested = True
+
+    def _write_interrupt_checkpoint(self) -> None:
+        payload = self._round_start_payload
+        where = ""
+        if self.run_dir is not None and payload is not None:
+            where = str(save_checkpoint(checkpoint_path(self.run_dir.checkpoints, int(payload["round"])), payload))
+        self.telemetry.emit(RunInterrupted(round=self.round, step=self._step_index, checkpoint=where))
+        self.progress.notice(
+            f"interrupted: stopped after step {self._step_index} of round {self.round + 1}; "
+            f"checkpoint at the start of that round: {where or '(no run directory)'}"
+        )
+
+    def _run_round(self, target: int) -> bool:
+        """One episode in every env, then the policy update. False when SIGINT stopped it mid-round."""
+        round_index, length, n_envs = self.round, self.config.run.episode_length, len(self.envs)
+        started = time.perf_counter()
+        observations = [env.reset() for env in self.envs]
+        for env in self.envs:
+            self.telemetry.emit(EpisodeStarted(round=round_index, env=env.index, episode=env.episode))
+        # Episodes end together at the round's end, where the state was reset (resume: a fresh state).
+        state = self._policy_state if self._policy_state is not None else self.policy.initial_state(n_envs)
+        returns = [0.0] * n_envs
+        ops: Counter[str] = Counter()
+        act_time = 0.0
+        self._step_index = 0
+        for step in range(length):
+            tick = time.perf_counter()
+            output = self.policy.act(observations, state, deterministic=False)
+            act_time += time.perf_counter() - tick
+            legal = self._check_legal(output, observations)
+            decoded = self.space.decode_batch(output.actions)
+            if step == 0 and self.buffer is None:
+                self.buffer = self._make_buffer(output)
+            if step == 0:
+                self.buffer.clear()
+                self.buffer.set_initial_state(_state_tensors(state))
+            results = self._step_envs(decoded)
+            done = step == length - 1
+            rewards = [r.reward for r in results]
+            self._store(step, output, rewards, done)
+            self._emit_step(round_index, step, output, decoded, legal, results)
+            for i, result in enumerate(results):
+                returns[i] += result.reward
+            ops.update(a.op.name for a in decoded)
+            state = output.state
+            if done:
+                state = self.policy.reset_state(state, torch.ones(n_envs, dtype=torch.bool, device=self.policy_device))
+                self._policy_state = state
+            observations = [r.observation for r in results]
+            self._step_index = step + 1
+            elapsed = time.perf_counter() - started
+            self.progress.step(
+                round_index + 1, target, step + 1, length, n_envs * (step + 1) / max(elapsed, 1e-9),
+                sum(o.val_acc for o in observations) / n_envs, _mix(ops),
+            )
+            if self._stop.requested and not done:
+                return False
+        episode_records = self._end_episodes(round_index, returns, observations)
+        update_started = time.perf_counter()
+        policy_metrics: dict[str, Any] = {}
+        if self.policy_spec.learns:
+            assert self.buffer is not None
+            self.buffer.validate()
+            self.buffer.compute_returns(
+                torch.zeros(n_envs, device=self.policy_device), self.config.ppo.gamma, self.config.ppo.gae_lambda
+            )
+            policy_metrics = dict(self.policy.update(self.buffer))
+        update_time = time.perf_counter() - update_started
+        round_time = time.perf_counter() - started
+        metrics = self._round_metrics(
+            round_index, episode_records, returns, ops, policy_metrics, round_time, act_time, update_time
+        )
+        self.telemetry.metrics_line(metrics)
+        self.telemetry.emit(
+            RoundEnded(
+                round=round_index, env_steps=n_envs * length, mean_return=metrics["env"]["mean_return"],
+                mean_val_acc=metrics["env"]["mean_final_val_acc"], action_mix=metrics["env"]["action_mix"],
+            )
+        )
+        self.progress.round_done(round_index + 1, target, metrics)
+        return True
+
+    # ------------------------------------------------------------------------------------- acting
+    def _check_legal(self, output: PolicyOutput, observations: Sequence[EnvObservation]) -> torch.Tensor:
+        """Bool [E, H]: each head's choice under the stored masks. Raises on any illegal choice, or on a
+        choice the env's actual state forbids (masks that do not describe the env are a bug too)."""
+        actions = output.actions
+        n_envs = len(observations)
+        if tuple(actions.shape) != (n_envs, len(HEADS)):
+            raise IllegalActionError(f"policy returned actions of shape {tuple(actions.shape)}; expected {(n_envs, len(HEADS))}")
+        missing = [h for h in HEADS if h not in output.masks]
+        if missing:
+            raise IllegalActionError(f"policy output lacks masks for head(s) {missing}")
+        sizes = torch.tensor([self.space.head_sizes[h] for h in HEADS], device=actions.device)
+        in_range = (actions >= 0) & (actions < sizes)
+        safe = torch.where(in_range, actions, torch.zeros_like(actions))
+        truth = compute_action_masks(
+            mask_inputs_from_observations(observations, self.space, self.config.lifecycle, actions.device), safe
+        )
+        stored_ok, true_ok = [], []
+        for i, head in enumerate(HEADS):
+            index = safe[:, i : i + 1]
+            stored_ok.append(output.masks[head].to(actions.device).gather(1, index).squeeze(1))
+            true_ok.append(truth[head].gather(1, index).squeeze(1))
+        stored = torch.stack(stored_ok, 1) & in_range
+        legal = stored & torch.stack(true_ok, 1)
+        if not bool(legal.all()):  # one sync per step
+            env, head = (~legal).nonzero().tolist()[0]
+            count = int((~legal).sum())
+            if not bool(in_range[env, head]):
+                why = f"index {int(actions[env, head])} outside [0, {self.space.head_sizes[HEADS[head]]})"
+            elif not bool(stored[env, head]):
+                why = "an entry its stored mask forbids"
+            else:
+                why = "an entry the env's actual state forbids (its masks do not describe the env)"
+            raise IllegalActionError(
+                f"env {env}: action row {actions[env].tolist()} chooses {why} for head {HEADS[head]!r} "
+                f"({count} illegal choice(s) in all); this is a policy bug, never converted to WAIT"
+            )
+        return stored
+
+    def _make_buffer(self, output: PolicyOutput) -> RolloutBuffer:
+        features = output.features
+        obs_dim = 0 if features is None else int(features.shape[-1])
+        return RolloutBuffer(
+            self.config.run.episode_length, len(self.envs), obs_dim, self.space.head_sizes, self.policy_device
+        )
+
+    def _store(self, step: int, output: PolicyOutput, rewards: list[float], done: bool) -> None:
+        assert self.buffer is not None
+        n_envs = len(self.envs)
+        device = self.policy_device
+        features = output.features if output.features is not None else torch.zeros(n_envs, 0, device=device)
+        self.buffer.add(
+            step,
+            obs=features,
+            actions=output.actions,
+            log_probs=output.log_probs,
+            masks=output.masks,
+            values=output.value,
+            rewards=torch.tensor(rewards, dtype=torch.float32, device=device),
+            dones=torch.full((n_envs,), done, dtype=torch.bool, device=device),
+        )
+
+    def _step_envs(self, actions: Sequence[DecodedAction]) -> list[StepResult]:
+        """Interleave the envs' batches so every device stays busy; then validate, then finish."""
+        for env, action in zip(self.envs, actions):
+            env.begin_step(action)
+        active = list(self.envs)
+        while active:
+            active = [env for env in active if env.train_batch()]
+        for env in self.envs:
+            env.launch_validation()
+        return [env.finish_step() for env in self.envs]
+
+    # ------------------------------------------------------------------------------------- telemetry
+    def _emit_step(
+        self, round_index: int, step: int, output: PolicyOutput, decoded: Sequence[DecodedAction],
+        legal: torch.Tensor, results: Sequence[StepResult],
+    ) -> None:
+        actions = output.actions.tolist()
+        log_probs = output.log_probs.float().tolist()
+        values = output.value.float().reshape(-1).tolist()
+        legal_rows = legal.tolist()
+        entries = self.space.layout()
+        emit = self.telemetry.emit
+        for i, (env, action, result) in enumerate(zip(self.envs, decoded, results)):
+            relevant = tuple(h for h in HEADS if h in RELEVANT_HEADS[action.op])
+            common = {"round": round_index, "env": env.index, "episode": env.episode, "step": step}
+            emit(
+                ActionTaken(
+                    **common,
+                    op=action.op.name,
+                    indices=dict(zip(HEADS, actions[i])),
+                    values={h: entries[h][actions[i][k]] for k, h in enumerate(HEADS)},
+                    legal=dict(zip(HEADS, (bool(x) for x in legal_rows[i]))),
+                    relevant=relevant,
+                    log_prob=sum(log_probs[i][k] for k, h in enumerate(HEADS) if h in relevant),
+                    value=values[i],
+                    ok=result.info.action_ok,
+                )
+            )
+            for t in result.info.transitions:
+                blueprint = action.blueprint if t.to_stage.name == "GERMINATED" else None
+                emit(SeedTransition(**common, slot=t.slot, from_stage=t.from_stage.name, to_stage=t.to_stage.name,
+                                    reason=t.reason, blueprint=blueprint or _slot_blueprint(result, t.slot)))
+            if result.info.fault is not None:
+                emit(FaultRecovered(**common, reason=result.info.fault, pruned_slots=result.info.fault_pruned))
+            emit(RewardGiven(**common, reward=result.reward, components=result.components))
+            obs = result.observation
+            emit(StepMetrics(**common, train_loss=obs.train_loss, train_acc=obs.train_acc, val_loss=obs.val_loss,
+                             val_acc=obs.val_acc, host_params=obs.host_params, seed_params=obs.seed_params))
+
+    def _end_episodes(
+        self, round_index: int, returns: list[float], observations: Sequence[EnvObservation]
+    ) -> list[dict[str, Any]]:
+        records = []
+        for env, episode_return, obs in zip(self.envs, returns, observations):
+            stats = env.stats
+            record = {
+                "env": env.index, "episode": env.episode, "final_val_acc": obs.val_acc, "best_val_acc": obs.best_val_acc,
+                "params_added": env.params_added, "host_params": obs.host_params, "seed_params": obs.seed_params,
+                "germinated": stats.germinated, "fossilized": stats.fossilized, "pruned": stats.pruned,
+                "faults": stats.faults, "episode_return": episode_return,
+            }
+            records.append(record)
+            self.telemetry.emit(
+                EpisodeEnded(
+                    round=round_index, env=env.index, episode=env.episode, steps=self.config.run.episode_length,
+                    episode_return=episode_return, final_val_acc=obs.val_acc, best_val_acc=obs.best_val_acc,
+                    host_params=obs.host_params, seed_params=obs.seed_params, params_added=env.params_added,
+                    germinated=stats.germinated, fossilized=stats.fossilized, pruned=stats.pruned, faults=stats.faults,
+                )
+            )
+            for key in ("germinated", "fossilized", "pruned", "faults"):
+                self.totals[key] = int(self.totals[key]) + record[key]
+        self.totals["env_steps"] = int(self.totals["env_steps"]) + len(self.envs) * self.config.run.episode_length
+        self.totals["last_episode"] = records
+        return records
+
+    def _round_metrics(
+        self, round_index: int, records: list[dict[str, Any]], returns: list[float], ops: Counter[str],
+        policy_metrics: dict[str, Any], round_time: float, act_time: float, update_time: float,
+    ) -> dict[str, Any]:
+        n = len(records)
+        env_steps = n * self.config.run.episode_length
+        return {
+            "round": round_index,
+            "env_steps_total": self.totals["env_steps"],
+            "policy": policy_metrics,
+            "env": {
+                "mean_return": sum(returns) / n,
+                "mean_final_val_acc": sum(r["final_val_acc"] for r in records) / n,
+                "max_final_val_acc": max(r["final_val_acc"] for r in records),
+                "mean_params_added": sum(r["params_added"] for r in records) / n,
+                "germinated": sum(r["germinated"] for r in records),
+                "fossilized": sum(r["fossilized"] for r in records),
+                "pruned": sum(r["pruned"] for r in records),
+                "faults": sum(r["faults"] for r in records),
+                "action_mix": _mix(ops),
+            },
+            "timing": {
+                "round_s": round_time,
+                "env_steps_per_s": env_steps / max(round_time, 1e-9),
+                "policy_act_s": act_time,
+                "policy_update_s": update_time,
+            },
+        }
+
+    # ----------------------------------------------------------------------------------------- summary
+    def summary(self, status: str) -> dict[str, Any]:
+        return {
+            "status": status,
+            "rounds_completed": self.round,
+            "rounds_planned": self.config.run.rounds,
+            "env_steps": self.totals["env_steps"],
+            "wall_time_s": self.totals["wall_time_s"],
+            "task": self.task.spec.name,
+            "host": self.host_spec.name,
+            "policy": self.policy_spec.name,
+            "seeds": {k: self.totals[k] for k in ("germinated", "fossilized", "pruned", "faults")},
+            "last_episode": self.totals["last_episode"],
+        }
+
+    # -------------------------------------------------------------------------------------------- eval
+    def evaluate(self) -> list[dict[str, Any]]:
+        """One deterministic episode per env with the current policy, no learning, no files written;
+        returns per env the final validation accuracy and the held-out test accuracy."""
+        observations = [env.reset() for env in self.envs]
+        state = self.policy.initial_state(len(self.envs))
+        for _ in range(self.config.run.episode_length):
+            output = self.policy.act(observations, state, deterministic=True)
+            self._check_legal(output, observations)
+            results = self._step_envs(self.space.decode_batch(output.actions))
+            observations = [r.observation for r in results]
+            state = output.state
+        rows = []
+        for env, obs in zip(self.envs, observations):
+            rows.append({
+                "env": env.index,
+                "final_val_acc": obs.val_acc,
+                "test_acc": env.evaluate_split(env.data.test_x, env.data.test_y),
+                "params_added": env.params_added,
+                "fossilized": env.stats.fossilized,
+                "pruned": env.stats.pruned,
+            })
+        return rows
+
+
+def _mix(ops: Counter[str]) -> dict[str, float]:
+    total = sum(ops.values())
+    return {op.name: ops.get(op.name, 0) / total for op in Op} if total else {}
+
+
+def _slot_blueprint(result: StepResult, slot: str) -> str | None:
+    for summary in result.observation.slots:
+        if summary.name == slot:
+            return summary.blueprint
+    return None
+
+
+def _state_tensors(state: Any) -> Any:
+    if isinstance(state, torch.Tensor):
+        return state
+    if isinstance(state, (tuple, list)) and all(isinstance(s, torch.Tensor) for s in state):
+        return tuple(state)
+    return None
+
+
+def _plain_copy(value: Any) -> Any:
+    if isinstance(value, dict):
+        return {k: _plain_copy(v) for k, v in value.items()}
+    if isinstance(value, (list, tuple)):
+        return [_plain_copy(v) for v in value]
+    return value

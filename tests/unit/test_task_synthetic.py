@@ -13,7 +13,7 @@ from esper_core.data import CropFlip
 from esper_core.protocols import Task
 from esper_core.records import TaskData
 from esper_tasks.capacity import param_count, probe_cnn, train_probe
-from esper_tasks.shapes import NUM_CLASSES, class_parts, render
+from esper_tasks.shapes import NUM_CLASSES, SHAPES, TEXTURES, _shape_mask, _texture_bits, class_parts, render
 from esper_tasks.synthetic import SPEC, SyntheticOptions, SyntheticTask, generate_split
 
 CPU = torch.device("cpu")
@@ -96,6 +96,24 @@ def test_each_shape_texture_pair_names_exactly_one_class_and_no_single_cue_suffi
 
     assert best_single_cue_accuracy(shapes) < 0.55
     assert best_single_cue_accuracy(textures) < 0.55
+
+
+@pytest.mark.parametrize("shape", range(len(SHAPES)))
+def test_shapes_are_mirror_symmetric_so_a_horizontal_flip_keeps_the_label(shape):
+    offsets = torch.arange(-15.5, 16.0)
+    mask = _shape_mask(shape, offsets.view(1, 1, -1), offsets.view(1, -1, 1), torch.full((1, 1, 1), 10.0))
+    assert bool(mask.any()) and torch.equal(mask, mask.flip(-1))
+
+
+@pytest.mark.parametrize("texture", range(len(TEXTURES)))
+def test_mirrored_textures_stay_in_their_texture_family(texture):
+    """A mirrored fill equals the same texture at some other phase (the generator draws phases)."""
+    u = torch.arange(32.0).view(1, 1, -1) + 0.5
+    v = torch.arange(32.0).view(1, -1, 1) + 0.5
+    period = torch.full((1, 1, 1), 4.3)
+    mirrored = _texture_bits(texture, u, v, period).expand(1, 32, 32).flip(-1)
+    phases = torch.arange(0.0, 8.6, 0.01)  # two periods (the fine stripes' and dots' are shorter)
+    assert any(torch.equal(_texture_bits(texture, u + p, v, period).expand(1, 32, 32), mirrored) for p in phases)
 
 
 def test_difficulty_adds_noise():

@@ -53,13 +53,16 @@ def generation_seconds(count: int, difficulty: float, repeats: int = 3) -> float
 @click.option("--epochs", type=int, default=6, show_default=True)
 @click.option("--batch-size", type=int, default=64, show_default=True)
 @click.option("--seed", type=int, default=0, show_default=True)
-@click.option("--models", default="tiny,wide_deep", show_default=True, help="comma-separated subset of " + ", ".join(MODELS))
+@click.option(
+    "--models", default="tiny,wide_deep", show_default=True, help="comma-separated subset of " + ", ".join(MODELS)
+)
 @click.option("--out", type=click.Path(dir_okay=False, path_type=Path), default=None)
 def main(device, threads, difficulty, train_size, val_size, epochs, batch_size, seed, models, out):
     names = models.split(",")
     unknown = [name for name in names if name not in MODELS]
     if unknown:
-        raise click.BadParameter(f"unknown model(s) {', '.join(unknown)}; choose from {', '.join(MODELS)}", param_hint="--models")
+        choices = ", ".join(MODELS)
+        raise click.BadParameter(f"unknown model(s) {', '.join(unknown)}; choose from {choices}", param_hint="--models")
     torch.set_num_threads(threads)
     target = torch.device(device)
     result: dict = {

@@ -69,8 +69,11 @@ def _check_images(file: Path, name: str, x: np.ndarray) -> None:
     if n == 0:
         raise DatasetFormatError(f"{file}: array '{name}' holds no images")
     if height != width:
-        hint = " (it looks like NCHW: transpose with x.transpose(0, 2, 3, 1))" if width == channels and x.shape[1] <= 4 else ""
-        raise DatasetFormatError(f"{file}: array '{name}' has shape {x.shape}; expected square NHWC images, H == W{hint}")
+        looks_nchw = width == channels and x.shape[1] <= 4
+        hint = " (it looks like NCHW: transpose with x.transpose(0, 2, 3, 1))" if looks_nchw else ""
+        raise DatasetFormatError(
+            f"{file}: array '{name}' has shape {x.shape}; expected square NHWC images, H == W{hint}"
+        )
     if channels > 4:
         raise DatasetFormatError(
             f"{file}: array '{name}' has {channels} channels (shape {x.shape}); expected NHWC with C in 1..4"

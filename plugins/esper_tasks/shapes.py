@@ -5,9 +5,10 @@ one object, an outline (5 shapes) filled with a two-colour texture (5 textures),
 a set of (shape, texture) *conjunctions* (see ``class_parts``): neither cue alone says much, a model
 has to bind the texture it sees to the outline it sits in, and half the classes are unions of four
 unrelated pairs. Distractor patches carry the same textures, so global texture statistics mislead;
-fine and coarse stripes differ only in period. A small network learns the five matched pairs and stalls
-near 50%; a wider/deeper one holds all 25 conjunction detectors (numbers in
-``benchmarks/synthetic_capacity.py``).
+fine and coarse stripes differ only in period. Within a short training budget a small network learns
+the five matched pairs and stalls near 50%, while a wider/deeper one learns all 25 conjunctions (numbers
+in ``benchmarks/synthetic_capacity.py``); given many more epochs a small one slowly closes part of the
+gap, so growing capacity early pays.
 
 Every class is invariant under a horizontal flip (shapes are left/right symmetric; textures are
 horizontal, vertical or symmetric), so the standard ``CropFlip`` augmentation never changes a label.
@@ -179,7 +180,10 @@ def render(labels: torch.Tensor, difficulty: float, generator: torch.Generator) 
     period = uniform(4.0 - 0.3 * d, 4.6 + 0.3 * d)
     phase = uniform(0.0, 8.0, n, 2, 1, 1)
     inside = _by_kind(
-        shape_ids, len(SHAPES), torch.empty(n, size, size, dtype=torch.bool), lambda s, i: _shape_mask(s, dx[i], dy[i], radius[i])
+        shape_ids,
+        len(SHAPES),
+        torch.empty(n, size, size, dtype=torch.bool),
+        lambda s, i: _shape_mask(s, dx[i], dy[i], radius[i]),
     )
     bits = _by_kind(
         texture_ids,
@@ -196,7 +200,8 @@ def render(labels: torch.Tensor, difficulty: float, generator: torch.Generator) 
     image = torch.gather(palette, 2, index_map.view(n, 1, -1).to(torch.int64).expand(n, 3, size * size))
     angle = uniform(0.0, _TWO_PI)
     strength = uniform(-1.0, 1.0) * (0.15 + 0.25 * d)
-    light = 1.0 + strength * (torch.cos(angle) * (grid.view(1, 1, size) / size - 0.5) + torch.sin(angle) * (grid.view(1, size, 1) / size - 0.5))
+    centred = grid / size - 0.5
+    light = 1.0 + strength * (torch.cos(angle) * centred.view(1, 1, size) + torch.sin(angle) * centred.view(1, size, 1))
     image = image.view(n, 3, size, size).mul_(light.unsqueeze(1))
     noise_std = 4.0 + 36.0 * d
     image.add_(torch.randn(n, 3, size, size, generator=generator), alpha=noise_std)

@@ -75,7 +75,9 @@ class SyntheticTask:
     def load(self, data_dir: Path, device: torch.device, seed: int) -> TaskData:
         base = seed if self.options.data_seed is None else self.options.data_seed
         sizes = {"train": self.options.train_size, "val": self.options.val_size, "test": self.options.test_size}
-        splits = {name: generate_split(sizes[name], self.options.difficulty, split_seed(base, name)) for name in _SPLITS}
+        splits = {
+            name: generate_split(sizes[name], self.options.difficulty, split_seed(base, name)) for name in _SPLITS
+        }
         mean, std = channel_stats(splits["train"][0])
         on_device = {name: (x.to(device), y.to(device)) for name, (x, y) in splits.items()}
         return TaskData(

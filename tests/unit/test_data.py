@@ -26,7 +26,9 @@ def random_images(batch: int, channels: int, height: int, width: int, seed: int 
     return torch.randint(1, 256, (batch, channels, height, width), generator=generator, dtype=torch.uint8)
 
 
-def matching_windows(original: torch.Tensor, cropped: torch.Tensor, pad: int, flips: bool) -> list[tuple[int, int, bool]]:
+def matching_windows(
+    original: torch.Tensor, cropped: torch.Tensor, pad: int, flips: bool
+) -> list[tuple[int, int, bool]]:
     """Every (dy, dx, flipped) for which ``cropped`` is that window of the zero-padded ``original``."""
     height, width = original.shape[-2:]
     padded = F.pad(original, (pad, pad, pad, pad))

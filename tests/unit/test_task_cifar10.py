@@ -65,7 +65,8 @@ def test_spec_contract_and_availability(tmp_path):
 def test_loads_the_fake_set_through_torchvision_in_nchw_order(tmp_path):
     contents = write_fake_cifar(tmp_path)
     data = SPEC.factory(UNVERIFIED).load(tmp_path, CPU, seed=0)
-    assert (data.info.name, data.info.in_channels, data.info.image_size, data.info.num_classes) == ("cifar10", 3, 32, 10)
+    info = data.info
+    assert (info.name, info.in_channels, info.image_size, info.num_classes) == ("cifar10", 3, 32, 10)
     for x, y in ((data.train_x, data.train_y), (data.val_x, data.val_y), (data.test_x, data.test_y)):
         assert x.dtype == torch.uint8 and x.shape[1:] == (3, 32, 32) and x.device == CPU
         assert y.dtype == torch.int64 and y.shape == (x.shape[0],)

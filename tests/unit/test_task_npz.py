@@ -81,7 +81,10 @@ def test_missing_arrays_are_named_with_what_the_file_holds(tmp_path):
 @pytest.mark.parametrize(
     ("change", "message"),
     [
-        (lambda a: a.update(x_train=a["x_train"].astype(np.float32) / 255), r"'x_train' has dtype float32.*astype\(np.uint8\)"),
+        (
+            lambda a: a.update(x_train=a["x_train"].astype(np.float32) / 255),
+            r"'x_train' has dtype float32.*astype\(np.uint8\)",
+        ),
         (lambda a: a.update(x_test=a["x_test"][..., 0]), r"'x_test' has shape \(10, 8, 8\).*\[N, H, W, C\]"),
         (lambda a: a.update(x_train=a["x_train"].transpose(0, 3, 1, 2)), r"'x_train'.*looks like NCHW"),
         (lambda a: a.update(x_train=a["x_train"][:, :, :6]), r"'x_train'.*square"),
@@ -90,7 +93,10 @@ def test_missing_arrays_are_named_with_what_the_file_holds(tmp_path):
         (lambda a: a.update(y_train=a["y_train"].astype(np.float64)), r"'y_train' has dtype float64.*integer"),
         (lambda a: a.update(y_test=a["y_test"].reshape(10, 1)), r"'y_test' has shape \(10, 1\)"),
         (lambda a: a.update(y_train=a["y_train"] - 1), r"'y_train' holds a negative label \(-1\)"),
-        (lambda a: a.update(x_test=np.zeros((10, 4, 4, 3), np.uint8)), r"'x_train' images are \(8, 8, 3\) but 'x_test'"),
+        (
+            lambda a: a.update(x_test=np.zeros((10, 4, 4, 3), np.uint8)),
+            r"'x_train' images are \(8, 8, 3\) but 'x_test'",
+        ),
         (lambda a: a.update(x_train=a["x_train"][:0], y_train=a["y_train"][:0]), r"'x_train' holds no images"),
     ],
 )

@@ -14,7 +14,7 @@ from esper_core.protocols import Task
 from esper_core.records import TaskData
 from esper_tasks.capacity import param_count, probe_cnn, train_probe
 from esper_tasks.shapes import NUM_CLASSES, SHAPES, TEXTURES, _shape_mask, _texture_bits, class_parts, render
-from esper_tasks.synthetic import SPEC, SyntheticOptions, SyntheticTask, generate_split
+from esper_tasks.synthetic import SPEC, SyntheticOptions, generate_split
 
 CPU = torch.device("cpu")
 SMALL = SyntheticOptions(train_size=300, val_size=100, test_size=120)
@@ -37,7 +37,8 @@ def test_spec_and_task_follow_the_contract():
 
 def test_loaded_data_has_the_promised_shapes_dtypes_and_statistics():
     data = load()
-    assert (data.info.name, data.info.in_channels, data.info.image_size, data.info.num_classes) == ("synthetic", 3, 32, 10)
+    info = data.info
+    assert (info.name, info.in_channels, info.image_size, info.num_classes) == ("synthetic", 3, 32, 10)
     for x, y, n in ((data.train_x, data.train_y, 300), (data.val_x, data.val_y, 100), (data.test_x, data.test_y, 120)):
         assert x.shape == (n, 3, 32, 32) and x.dtype == torch.uint8 and x.device == CPU
         assert y.shape == (n,) and y.dtype == torch.int64

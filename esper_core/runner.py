@@ -219,6 +219,10 @@ class Runner:
             "policy_learns": bool(self.policy_spec.learns),
         }
 
+    def use_run_dir(self, run_dir: RunDir) -> None:
+        """Where files go (set before ``start`` or ``restore``; without one nothing is written)."""
+        self.run_dir = run_dir
+
     def _open_telemetry(self) -> None:
         if self.run_dir is None:
             self.telemetry = Telemetry(

@@ -75,6 +75,39 @@ def _median_us(fn: Callable[[], object], repeats: int, sync: Callable[[], None])
     return statistics.median(times) * 1e6
 
 
+def _cuda_checks(logits, inputs, floors, time_major, stored_actions, stored_masks, repeats) -> dict[str, object]:
+    """On CUDA: does sampling/evaluation force a host sync, how many kernels does it launch, and how fast
+    is it replayed as a CUDA graph (static shapes, no syncs: a policy may capture its whole act())."""
+    checks: dict[str, object] = {}
+    torch.cuda.set_sync_debug_mode("error")
+    try:
+        sample_actions(logits, inputs, floors, False)
+        evaluate_actions(time_major, stored_actions, stored_masks, floors)
+        checks["host_syncs"] = "none"
+    except RuntimeError as error:
+        checks["host_syncs"] = str(error).splitlines()[0]
+    finally:
+        torch.cuda.set_sync_debug_mode("default")
+    with torch.profiler.profile(activities=[torch.profiler.ProfilerActivity.CUDA]) as prof:
+        sample_actions(logits, inputs, floors, False)
+        torch.cuda.synchronize()
+    checks["sample_actions_kernels"] = sum(e.count for e in prof.key_averages() if e.device_type.name == "CUDA")
+    try:
+        stream = torch.cuda.Stream()
+        stream.wait_stream(torch.cuda.current_stream())
+        with torch.cuda.stream(stream):
+            for _ in range(3):
+                sample_actions(logits, inputs, floors, False)
+        torch.cuda.current_stream().wait_stream(stream)
+        graph = torch.cuda.CUDAGraph()
+        with torch.cuda.graph(graph):
+            sample_actions(logits, inputs, floors, False)
+        checks["sample_actions_cuda_graph_us"] = round(_median_us(graph.replay, repeats, torch.cuda.synchronize), 1)
+    except Exception as error:  # report, do not fail the benchmark
+        checks["sample_actions_cuda_graph_us"] = f"capture failed: {type(error).__name__}: {str(error).splitlines()[0]}"
+    return checks
+
+
 @click.command()
 @click.option("--envs", default=64, show_default=True)
 @click.option("--slots", default=3, show_default=True)
@@ -106,6 +139,9 @@ def main(envs: int, slots: int, device: str, repeats: int, threads: int | None) 
             lambda: evaluate_actions(time_major, stored_actions, stored_masks, floors), repeats, sync
         ),
     }
+    checks: dict[str, object] = {}
+    if dev.type == "cuda":  # after the timings: the profiler and graph capture must not disturb them
+        checks.update(_cuda_checks(logits, inputs, floors, time_major, stored_actions, stored_masks, repeats))
     print(
         json.dumps(
             {
@@ -120,6 +156,7 @@ def main(envs: int, slots: int, device: str, repeats: int, threads: int | None) 
                 "repeats": repeats,
                 "statistic": "median",
                 **{k: round(v, 1) for k, v in results.items()},
+                **checks,
             },
             indent=2,
         )

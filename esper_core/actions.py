@@ -8,6 +8,7 @@ enabled blend style. The ordered names (``layout()``) are saved with checkpoints
 
 from __future__ import annotations
 
+import collections
 from typing import Any, Iterable, Mapping, Protocol, Sequence
 
 import attrs
@@ -28,8 +29,7 @@ class _SpecRegistry(Protocol):
 
 
 def _require_unique(head: str, names: Sequence[Any]) -> None:
-    seen: set[Any] = set()
-    duplicates = [n for n in names if n in seen or seen.add(n)]  # type: ignore[func-returns-value]
+    duplicates = [name for name, count in collections.Counter(names).items() if count > 1]
     if duplicates:
         raise ValueError(f"action head {head!r}: duplicate entries {duplicates!r}; each entry must be unique")
 
@@ -91,7 +91,6 @@ class ActionSpace:
     @classmethod
     def build(
         cls,
-        *,
         slots: Sequence[str],
         blueprints: Sequence[str],
         blueprint_topologies: Mapping[str, Iterable[str]],
@@ -99,6 +98,7 @@ class ActionSpace:
         tempos: Sequence[int],
         alpha_targets: Sequence[float],
         topology: str,
+        *,
         style_topologies: Mapping[str, Iterable[str] | None] | None = None,
         alpha_speeds: Sequence[str] | None = None,
         alpha_curves: Sequence[str] | None = None,

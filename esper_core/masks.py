@@ -120,8 +120,25 @@ def mask_inputs_from_observations(
         if names != space.slots:
             raise ValueError(f"observation of env {env} has slots {names}; the action space expects {space.slots}")
         rows.append([(int(s.stage), s.epochs_in_stage, s.seed_age, int(s.alpha_at_target)) for s in obs.slots])
-    state = torch.tensor(rows, dtype=torch.long).to(device)
-    return mask_inputs_from_tensors(state[..., 0], state[..., 1], state[..., 2], state[..., 3], space, lifecycle)
+    n_envs, n_slots = len(rows), len(space.slots)
+    state = torch.tensor(rows, dtype=torch.long)
+    support = torch.cat([space.blueprint_support(), space.style_support()], dim=1)
+    # Slot state and topology support travel together: one host-to-device copy.
+    packed = torch.cat([state.flatten(), support.long().flatten()]).to(device)
+    state, support = packed[: state.numel()].view(n_envs, n_slots, 4), packed[state.numel() :].view(n_slots, -1).bool()
+    n_blueprints = len(space.blueprints)
+    return MaskInputs(
+        stage=state[..., 0],
+        epochs_in_stage=state[..., 1],
+        seed_age=state[..., 2],
+        alpha_at_target=state[..., 3].bool(),
+        blueprint_support=support[:, :n_blueprints].unsqueeze(0).expand(n_envs, -1, -1),
+        style_support=support[:, n_blueprints:].unsqueeze(0).expand(n_envs, -1, -1),
+        min_training_epochs=lifecycle.min_training_epochs,
+        min_prune_age=lifecycle.min_prune_age,
+        max_seeds=lifecycle.max_seeds,
+        head_sizes=space.head_sizes,
+    )
 
 
 #: Columns of the per-stage property table used by the masks.

@@ -16,7 +16,8 @@ makes the plugin be reported as incompatible instead of loaded.
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, Any
+from types import MappingProxyType
+from typing import TYPE_CHECKING, Any, Mapping
 
 import pluggy
 
@@ -78,14 +79,14 @@ def esper_on_event(event: dict[str, Any]) -> None:
 
 
 #: Kind name (as in ``esper_core.specs.SPEC_TYPES``) -> the hook that contributes that kind.
-KIND_HOOKS: dict[str, str] = {
+KIND_HOOKS: Mapping[str, str] = MappingProxyType({
     "task": "esper_tasks",
     "host": "esper_hosts",
     "blueprint": "esper_blueprints",
     "blend_style": "esper_blend_styles",
     "reward": "esper_rewards",
     "policy": "esper_policies",
-}
+})
 
 #: Hooks that observe rather than contribute.
 OBSERVER_HOOKS: tuple[str, ...] = ("esper_on_event",)

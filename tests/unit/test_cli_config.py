@@ -1,0 +1,106 @@
+"""`esper config show`: the resolved configuration; bad files and flags fail naming key path and file."""
+
+from __future__ import annotations
+
+import json
+import tomllib
+from pathlib import Path
+
+import click
+import pytest
+from click.testing import CliRunner
+
+from esper_core.cli import main
+from esper_core.cli_common import config_from_params, overrides_from_cli, parse_assignment, parse_value
+from esper_core.config_loading import config_to_dict, load_config
+from esper_core.presets import PRESETS
+
+
+def _show(*args: str):
+    return CliRunner().invoke(main, ["config", "show", "--preset", "cpu-quick", *args])
+
+
+def test_show_json_is_the_resolved_configuration() -> None:
+    result = _show("--json")
+    assert result.exit_code == 0, result.output
+    assert json.loads(result.stdout) == config_to_dict(load_config(preset="cpu-quick"))
+
+
+def test_show_toml_parses_and_loads_back(tmp_path: Path) -> None:
+    result = _show("--envs", "3")
+    assert result.exit_code == 0, result.output
+    assert tomllib.loads(result.stdout)["run"]["envs"] == 3
+    saved = tmp_path / "saved.toml"
+    saved.write_text(result.stdout)
+    assert load_config(saved) == load_config(preset="cpu-quick", overrides={"run": {"envs": 3}})
+
+
+def test_flags_and_set_override_the_file(tmp_path: Path) -> None:
+    path = tmp_path / "run.toml"
+    path.write_text('[run]\nenvs = 3\nrounds = 2\n[policy]\nname = "heuristic"\n')
+    result = _show("--json", "--config", str(path), "--rounds", "5", "--set", "ppo.clip_ratio=0.3", "--set", "run.name=\"x1\"")
+    data = json.loads(result.stdout)
+    assert (data["run"]["envs"], data["run"]["rounds"], data["run"]["name"]) == (3, 5, "x1")
+    assert data["ppo"]["clip_ratio"] == 0.3 and data["policy"]["name"] == "heuristic"
+
+
+def test_preset_flag_selects_the_preset() -> None:
+    result = CliRunner().invoke(main, ["config", "show", "--json", "--preset", "gpu"])
+    assert json.loads(result.stdout)["run"]["envs"] == PRESETS["gpu"]["run"]["envs"]
+
+
+def test_misspelt_key_in_file_fails_naming_key_and_file(tmp_path: Path) -> None:
+    path = tmp_path / "bad.toml"
+    path.write_text("[ppo]\nclip_ratoi = 0.2\n")
+    result = _show("--config", str(path))
+    assert result.exit_code != 0
+    assert "ppo.clip_ratoi" in result.stderr and str(path) in result.stderr and "did you mean clip_ratio?" in result.stderr
+    assert result.stdout == ""
+
+
+def test_wrong_type_in_json_file_fails_naming_expected_type(tmp_path: Path) -> None:
+    path = tmp_path / "bad.json"
+    path.write_text('{"training": {"batch_size": "large"}}')
+    result = _show("--config", str(path))
+    assert result.exit_code != 0
+    assert "training.batch_size: expected int, got str 'large'" in result.stderr and str(path) in result.stderr
+
+
+def test_bad_set_value_names_the_command_line() -> None:
+    result = _show("--set", "run.envs=many")
+    assert result.exit_code != 0
+    assert "command line: run.envs: expected int, got str 'many'" in result.stderr
+
+
+def test_malformed_set_is_a_usage_error() -> None:
+    result = _show("--set", "no_equals_sign")
+    assert result.exit_code == 2 and "KEY=VALUE" in result.stderr
+
+
+def test_config_error_and_run_share_one_resolver(tmp_path: Path) -> None:
+    path = tmp_path / "bad.toml"
+    path.write_text("[run]\nenvs = 0\n")
+    with pytest.raises(click.ClickException) as caught:
+        config_from_params({"config_path": str(path), "preset": "cpu-quick"})
+    assert caught.value.exit_code == 2 and "run.envs" in caught.value.message
+
+
+@pytest.mark.parametrize(
+    ("text", "value"),
+    [("3", 3), ("0.25", 0.25), ("true", True), ("null", None), ("[3, 5]", [3, 5]), ('"7"', "7"), ("resnet", "resnet"),
+     ("'single'", "single"), ("{a = 1}", {"a": 1})],
+)
+def test_set_values_parse_as_json_then_toml_then_text(text: str, value: object) -> None:
+    assert parse_value(text) == value
+
+
+def test_overrides_from_cli_nests_flags_then_assignments() -> None:
+    overrides = overrides_from_cli(
+        {"host": "tiny", "seed": None, "envs": 4}, ["ppo.prob_floors.op=0.2", "run.envs=6", "host.options.width=8"]
+    )
+    assert overrides == {
+        "host": {"name": "tiny", "options": {"width": 8}},
+        "run": {"envs": 6},
+        "ppo": {"prob_floors": {"op": 0.2}},
+    }
+    assert parse_assignment("a.b.c=1") == {"a": {"b": {"c": 1}}}

@@ -8,6 +8,7 @@ line of defence behind the action masks. Each op returns the ``StageTransition``
 from __future__ import annotations
 
 import math
+import operator
 from typing import Any, Mapping
 
 import attrs
@@ -64,6 +65,16 @@ def _unit(value: Any, what: str) -> float:
     if not 0.0 <= result <= 1.0 or math.isnan(result):
         raise BadOpArgument(f"{what} must be in [0, 1]; got {value!r}")
     return result
+
+
+def _tempo(value: Any) -> int:
+    try:
+        tempo = operator.index(value)
+    except TypeError:
+        tempo = -1
+    if isinstance(value, bool) or tempo < 0:
+        raise BadOpArgument(f"GERMINATE tempo must be an int >= 0 (blending epochs); got {value!r}")
+    return tempo
 
 
 def _speed_epochs(speed: Any, what: str) -> int:
@@ -172,8 +183,7 @@ class MorphogeneticModel(nn.Module):
             raise GateClosed(Op.GERMINATE, slot, target_slot.stage, refusal)
         blueprint_spec = self._blueprint_spec(blueprint)
         style_spec = self._style_spec(style)
-        if isinstance(tempo, bool) or not isinstance(tempo, int) or tempo < 0:
-            raise BadOpArgument(f"GERMINATE tempo must be an int >= 0 (blending epochs); got {tempo!r}")
+        tempo = _tempo(tempo)
         target = _unit(alpha_target, "GERMINATE alpha_target")
         seed, blend = self._build_seed(target_slot, blueprint_spec, style_spec)
         transitions = [target_slot.move_to(S.GERMINATED, f"germinate {blueprint} with {style}")]
@@ -355,7 +365,8 @@ class MorphogeneticModel(nn.Module):
             blend = blend.to(memory_format=torch.channels_last)
         probe = torch.zeros(2, point.channels, point.spatial, point.spatial, device=where.device, dtype=where.dtype)
         probe = probe.contiguous(memory_format=where.memory_format)
-        seed.eval(), blend.eval()  # no running-statistics updates, no dropout randomness
+        seed.eval()  # no running-statistics updates, no dropout randomness
+        blend.eval()
         try:
             with torch.no_grad():
                 out = seed(probe)
@@ -377,7 +388,8 @@ class MorphogeneticModel(nn.Module):
                 f"slot {slot.name!r}: blueprint {blueprint.name!r} with style {style.name!r} failed on features "
                 f"{tuple(probe.shape)}: {type(error).__name__}: {error}"
             ) from error
-        seed.train(self.training), blend.train(self.training)
+        seed.train(self.training)
+        blend.train(self.training)
         return seed, blend
 
     # ---------------------------------------------------------------------------------- checkpointing

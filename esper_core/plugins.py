@@ -89,7 +89,7 @@ class _Candidate:
 
     @property
     def manager_name(self) -> str:
-        """Name inside the pluggy manager; qualified so two distributions may reuse an entry-point name."""
+        """Name inside its pluggy manager (shown by the trace): distribution-qualified when there is one."""
         return f"{self.distribution}:{self.name}" if self.distribution else self.name
 
     def info(self, **changes: Any) -> PluginInfo:
@@ -195,12 +195,6 @@ def _hook_names() -> list[str]:
     return [*KIND_HOOKS.values(), *hookspecs.OBSERVER_HOOKS]
 
 
-def _only(manager: pluggy.PluginManager, hook_name: str, plugin: object) -> Callable[..., list[Any]]:
-    """A hook caller that reaches ``plugin`` alone, so each plugin's failure is its own."""
-    others = [other for other in manager.get_plugins() if other is not plugin]
-    return manager.subset_hook_caller(hook_name, remove_plugins=others)
-
-
 def _validated(kind: str, hook_name: str, results: list[Any]) -> list[Any]:
     spec_type = SPEC_TYPES[kind]
     specs: list[Any] = []
@@ -222,11 +216,11 @@ def _validated(kind: str, hook_name: str, results: list[Any]) -> list[Any]:
     return specs
 
 
-def _contributions(manager: pluggy.PluginManager, plugin: object) -> dict[str, list[Any]]:
+def _contributions(manager: pluggy.PluginManager) -> dict[str, list[Any]]:
     contributed: dict[str, list[Any]] = {}
     for kind, hook_name in KIND_HOOKS.items():
         try:
-            results = _only(manager, hook_name, plugin)()
+            results = getattr(manager.hook, hook_name)()
         except Exception as exc:
             raise _PluginFailure(f"hook {hook_name}() raised {_describe_exception(exc)}") from exc
         specs = _validated(kind, hook_name, results)
@@ -252,25 +246,30 @@ def _duplicates(
 
 @attrs.define
 class _Builder:
-    """Accumulates healthy plugins one candidate at a time; a rejected candidate leaves no trace behind."""
+    """Accumulates healthy plugins one candidate at a time; a rejected candidate leaves no trace behind.
 
-    manager: pluggy.PluginManager
+    Every plugin gets a pluggy manager of its own, so a hook call reaches exactly one plugin: its failure
+    is its own, and its results cannot be mixed up with another plugin's.
+    """
+
+    trace: bool = False
+    trace_stream: TextIO | None = None
     specs: dict[str, dict[str, Any]] = attrs.field(factory=lambda: {kind: {} for kind in KINDS})
     owners: dict[tuple[str, str], PluginInfo] = attrs.field(factory=dict)
     infos: list[PluginInfo] = attrs.field(factory=list)
-    healthy: list[tuple[PluginInfo, object]] = attrs.field(factory=list)
+    healthy: list[tuple[PluginInfo, pluggy.PluginManager]] = attrs.field(factory=list)
 
     def add(self, candidate: _Candidate) -> None:
-        plugin: object | None = None
+        manager = _new_manager(self.trace, self.trace_stream)
         try:
             plugin = self._import(candidate)
             _check_api_version(candidate, plugin)
-            self._register(candidate, plugin)
-            _check_hook_names(self.manager, plugin)
-            contributed = _contributions(self.manager, plugin)
+            self._register(manager, candidate, plugin)
+            _check_hook_names(manager, plugin)
+            contributed = _contributions(manager)
             _duplicates(candidate, contributed, self.owners)
         except _PluginFailure as failure:
-            self._reject(candidate, plugin, failure.message, failure.hint or _hint(candidate), failure)
+            self._reject(candidate, failure.message, failure.hint or _hint(candidate), failure)
             return
         info = candidate.info(contributes={kind: [spec.name for spec in specs] for kind, specs in contributed.items()})
         for kind, specs in contributed.items():
@@ -278,7 +277,7 @@ class _Builder:
                 self.specs[kind][spec.name] = spec
                 self.owners[(kind, spec.name)] = info
         self.infos.append(info)
-        self.healthy.append((info, plugin))
+        self.healthy.append((info, manager))
 
     def _import(self, candidate: _Candidate) -> object:
         try:
@@ -286,17 +285,13 @@ class _Builder:
         except (Exception, SystemExit) as exc:  # SystemExit: a plugin must not end `esper plugins`
             raise _PluginFailure(f"failed to import {candidate.source}: {_describe_exception(exc)}") from exc
 
-    def _register(self, candidate: _Candidate, plugin: object) -> None:
+    def _register(self, manager: pluggy.PluginManager, candidate: _Candidate, plugin: object) -> None:
         try:
-            self.manager.register(plugin, name=candidate.manager_name)
+            manager.register(plugin, name=candidate.manager_name)
         except Exception as exc:
             raise _PluginFailure(f"could not be registered: {_describe_exception(exc)}") from exc
 
-    def _reject(
-        self, candidate: _Candidate, plugin: object | None, message: str, hint: str | None, failure: BaseException
-    ) -> None:
-        if plugin is not None and self.manager.is_registered(plugin):
-            self.manager.unregister(plugin)
+    def _reject(self, candidate: _Candidate, message: str, hint: str | None, failure: BaseException) -> None:
         cause = failure.__cause__ or failure
         text = "".join(traceback.format_exception(type(cause), cause, cause.__traceback__))
         self.infos.append(candidate.info(error=message, hint=hint, traceback=text))
@@ -306,9 +301,7 @@ class _Builder:
 
     def registry(self) -> PluginRegistry:
         observers = [
-            (info, _only(self.manager, "esper_on_event", plugin))
-            for info, plugin in self.healthy
-            if any(caller.name == "esper_on_event" for caller in self.manager.get_hookcallers(plugin) or ())
+            (info, manager.hook.esper_on_event) for info, manager in self.healthy if manager.hook.esper_on_event.get_hookimpls()
         ]
         return PluginRegistry(specs=self.specs, contributors=self.owners, plugins=self.infos, observers=observers)
 
@@ -360,7 +353,7 @@ def load_registry(
     env = os.environ if environ is None else environ
     autoload = not _truthy(env.get(ENV_DISABLE_AUTOLOAD))
     disabled = _disabled_names(env)
-    builder = _Builder(_new_manager(_truthy(env.get(ENV_TRACE)), trace_stream))
+    builder = _Builder(trace=_truthy(env.get(ENV_TRACE)), trace_stream=trace_stream)
     for candidate in _entry_point_candidates():
         if candidate.name in disabled or candidate.distribution in disabled:
             builder.skip(candidate, f"disabled by {ENV_DISABLE}")
@@ -380,7 +373,7 @@ def registry_from_plugins(
     ``strict`` defaults to True here: in a test, a broken plugin should fail loudly.
     ``trace_stream``: print every hook call there (the ``ESPER_TRACE_PLUGINS`` output).
     """
-    builder = _Builder(_new_manager(trace_stream is not None, trace_stream))
+    builder = _Builder(trace=trace_stream is not None, trace_stream=trace_stream)
     if builtins:
         for candidate in _entry_point_candidates():
             if _is_builtin(candidate):

@@ -32,7 +32,7 @@ class PluginInfo:
     version: str | None = None
     source: str | None = None  # the entry point's target ("pkg.module") or the object's repr
     contributes: Mapping[str, tuple[str, ...]] = attrs.field(
-        factory=dict, converter=_freeze_contributions, eq=False
+        factory=dict, converter=_freeze_contributions, hash=False
     )
     error: str | None = None
     hint: str | None = None

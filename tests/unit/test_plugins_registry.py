@@ -237,3 +237,20 @@ def test_in_process_trace_stream_sees_event_calls() -> None:
     registry.emit({"type": "round_end"})
     assert "esper_on_event(event={'type': 'round_end'}) -> watcher" in stream.getvalue()
     assert "esper_on_event returned []" in stream.getvalue()
+
+
+class RenamedImpl:
+    """Implements a hook under another function name (pluggy's ``specname``)."""
+
+    __name__ = "renamed"
+
+    @hookimpl(specname="esper_blueprints")
+    def catalogue(self) -> list[BlueprintSpec]:
+        return [_blueprint("renamed_seed")]
+
+
+def test_each_plugin_is_credited_only_with_its_own_results() -> None:
+    registry = registry_from_plugins(Blueprints("plain_seed"), RenamedImpl())
+    assert registry.contributor("blueprint", "plain_seed").name == "blueprints_plain_seed"
+    assert registry.contributor("blueprint", "renamed_seed").name == "renamed"
+    assert registry.names("blueprint") == ("plain_seed", "renamed_seed")

@@ -22,6 +22,7 @@ from esper_core.growth_optim import GrowthOptimizer
 from esper_core.lifecycle import (
     BadOpArgument,
     GateClosed,
+    PRUNABLE_STAGES,
     LifecycleError,
     SeedShapeError,
     germination_refusal,
@@ -230,13 +231,24 @@ class MorphogeneticModel(nn.Module):
         self._gate(Op.PRUNE, target_slot)
         epochs = _speed_epochs(speed, "PRUNE")
         curve = _curve(curve, "PRUNE")
-        transition = target_slot.move_to(S.PRUNED, f"prune ({speed})")
-        target_slot.set_schedule(target_slot.schedule.retargeted(0.0, epochs, curve))
-        self.optimizer.drop_seed(slot)
-        for p in target_slot.seed_parameters():
+        return [self._prune_now(target_slot, epochs, curve, f"prune ({speed})")]
+
+    def force_prune(self, slot: str, reason: str) -> list[StageTransition]:
+        """Instant prune that bypasses the minimum-age gate: fault recovery only, never a policy action.
+        The embargo still follows. Slots without a live seed are left alone (returns ``[]``)."""
+        target_slot = self.slot(slot)
+        if target_slot.stage not in PRUNABLE_STAGES:
+            return []
+        return [self._prune_now(target_slot, 0, "linear", f"fault: {reason}")]
+
+    def _prune_now(self, slot: SeedSlot, epochs: int, curve: str, reason: str) -> StageTransition:
+        transition = slot.move_to(S.PRUNED, reason)
+        slot.set_schedule(slot.schedule.retargeted(0.0, epochs, curve))
+        self.optimizer.drop_seed(slot.name)
+        for p in slot.seed_parameters():
             p.requires_grad_(False)
             p.grad = None
-        return [transition]
+        return transition
 
     def fossilize(self, slot: str) -> list[StageTransition]:
         """HOLDING -> FOSSILIZED: the seed becomes permanent host capacity, trained by the host optimiser."""

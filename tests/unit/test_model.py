@@ -230,6 +230,18 @@ def test_instant_prune_still_serves_the_embargo() -> None:
     model.germinate("early", "conv", "add", 2, 0.5)
 
 
+def test_force_prune_bypasses_the_age_gate_but_not_the_embargo() -> None:
+    model = make_model()
+    assert model.force_prune("early", "nothing there") == []
+    model.germinate("early", "conv", "add", 2, 0.5)
+    with pytest.raises(GateClosed, match="min_prune_age"):
+        model.prune("early")
+    [transition] = model.force_prune("early", "non-finite loss")
+    assert (transition.to_stage, transition.reason) == (S.PRUNED, "fault: non-finite loss")
+    assert model.optimizer.seed_slots == ()
+    assert [t.to_stage for t in model.step_epoch()] == [S.EMBARGOED]
+
+
 def test_gradual_prune_fades_alpha_with_a_frozen_seed() -> None:
     model = make_model()
     to_holding(model, target=0.8)

@@ -1,0 +1,35 @@
+"""docs/parameters.md is generated from the registry; it must match what the code builds today."""
+
+from __future__ import annotations
+
+import importlib.util
+from pathlib import Path
+from types import ModuleType
+
+ROOT = Path(__file__).resolve().parents[2]
+
+
+def load_script() -> ModuleType:
+    spec = importlib.util.spec_from_file_location("param_table", ROOT / "benchmarks" / "param_table.py")
+    assert spec is not None and spec.loader is not None
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+def test_committed_parameter_table_is_current() -> None:
+    script = load_script()
+    generated = script.render(script.builtin_registry(all_plugins=False))
+    committed = (ROOT / "docs" / "parameters.md").read_text()
+    assert committed == generated, "docs/parameters.md is stale: run `python benchmarks/param_table.py`"
+
+
+def test_table_covers_every_builtin_host_slot_and_blueprint() -> None:
+    script = load_script()
+    registry = script.builtin_registry(all_plugins=False)
+    text = script.render(registry)
+    for host in registry.names("host"):
+        assert f"### `{host}`" in text
+    for blueprint in registry.names("blueprint"):
+        assert text.count(f"| `{blueprint}` |") == len(registry.names("host"))
+    assert "| `resnet` | 175,258 |" in text  # counted from the module, not typed

@@ -385,6 +385,7 @@ class Runner:
                 self._policy_state = state
             observations = [r.observation for r in results]
             self._step_index = step + 1
+            self.telemetry.flush()  # one write per step: tail -f events.jsonl follows the run
             elapsed = time.perf_counter() - started
             self.progress.step(
                 round_index + 1, target, step + 1, length, n_envs * (step + 1) / max(elapsed, 1e-9),

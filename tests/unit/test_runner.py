@@ -1,0 +1,232 @@
+"""Runner: batched acting, legality checks, rollout storage, updates, telemetry, stop and exact resume."""
+
+from __future__ import annotations
+
+import attrs
+import pytest
+import torch
+
+from esper_core.checkpoint import CheckpointMismatchError, latest_checkpoint, load_checkpoint
+from esper_core.config import (
+    ActionsConfig, DeviceConfig, EsperConfig, HostConfig, LifecycleConfig, PolicyConfig, RewardConfig, RunConfig,
+    TaskConfig, TrainingConfig,
+)
+from esper_core.env import IllegalActionError
+from esper_core.ops import HEADS, Op
+from esper_core.records import PolicyOutput
+from esper_core.rundir import RunDir
+from esper_core.runner import Runner
+from esper_core.specs import PolicySpec
+from esper_core.telemetry import WALL_CLOCK_EVENTS, read_jsonl
+from esper_policies.random_policy import SPEC as RANDOM, RandomPolicy
+from run_fakes import RunnerRegistry
+
+
+class RecordingLearner:
+    """Acts like the random policy, stores features, counts resets and updates."""
+
+    learns = True
+
+    def __init__(self, options, context) -> None:
+        self.inner = RandomPolicy(options, context)
+        self.weight = torch.zeros(2)
+        self.updates: list[dict[str, torch.Tensor]] = []
+        self.resets: list[torch.Tensor] = []
+
+    def initial_state(self, n_envs: int) -> torch.Tensor:
+        return torch.zeros(n_envs, 1)
+
+    def reset_state(self, state: torch.Tensor, done: torch.Tensor) -> torch.Tensor:
+        self.resets.append(done.clone())
+        return state * (~done).float().unsqueeze(1)
+
+    def act(self, observations, state, deterministic: bool = False) -> PolicyOutput:
+        out = self.inner.act(observations, None, deterministic)
+        features = torch.tensor([[o.val_acc, float(o.epoch)] for o in observations])
+        return attrs.evolve(out, features=features, state=state + 1, value=features[:, 0] + self.weight[0])
+
+    def update(self, rollout) -> dict[str, float]:
+        rollout.validate()
+        self.updates.append({"obs": rollout.obs.clone(), "dones": rollout.dones.clone(), "rewards": rollout.rewards.clone()})
+        self.weight += 0.5
+        return {"loss": float(self.weight[0])}
+
+    def state_dict(self):
+        return {"inner": self.inner.state_dict(), "weight": self.weight.clone()}
+
+    def load_state_dict(self, state) -> None:
+        self.inner.load_state_dict(state["inner"])
+        self.weight = state["weight"].clone()
+
+
+class AdvanceAlways(RandomPolicy):
+    """Claims every entry is valid and picks ADVANCE on slot 0: illegal in a fresh env."""
+
+    def act(self, observations, state, deterministic: bool = False) -> PolicyOutput:
+        out = super().act(observations, state, deterministic)
+        actions = torch.zeros_like(out.actions)
+        actions[:, 0] = int(Op.ADVANCE)
+        masks = {h: torch.ones_like(m) for h, m in out.masks.items()}
+        return attrs.evolve(out, actions=actions, masks=masks)
+
+
+class IgnoresItsMasks(RandomPolicy):
+    """Samples properly, then swaps the op for one its own stored op mask forbids (FOSSILIZE at start)."""
+
+    def act(self, observations, state, deterministic: bool = False) -> PolicyOutput:
+        out = super().act(observations, state, deterministic)
+        actions = out.actions.clone()
+        actions[:, 0] = int(Op.FOSSILIZE)
+        return attrs.evolve(out, actions=actions)
+
+
+POLICIES = {
+    "random": RANDOM,
+    "learner": PolicySpec(name="learner", description="test learner", factory=RecordingLearner, learns=True),
+    "advance": PolicySpec(name="advance", description="illegal", factory=AdvanceAlways),
+    "ignores": PolicySpec(name="ignores", description="illegal", factory=IgnoresItsMasks),
+}
+
+
+def _config(policy: str = "random", rounds: int = 2, **run) -> EsperConfig:
+    return EsperConfig(
+        run=RunConfig(envs=2, episode_length=3, rounds=rounds, seed=5, **run),
+        task=TaskConfig(name="toy"),
+        host=HostConfig(name="toy"),
+        policy=PolicyConfig(name=policy),
+        reward=RewardConfig(name="acc"),
+        training=TrainingConfig(batch_size=32, epoch_samples=48, eval_batch_size=64),
+        lifecycle=LifecycleConfig(min_training_epochs=1, min_prune_age=1, embargo_epochs=1, resetting_epochs=1),
+        actions=ActionsConfig(tempos=(1, 2), alpha_targets=(0.5, 1.0), blueprints=("conv",)),
+        device=DeviceConfig(device="cpu"),
+    )
+
+
+def _runner(tmp_path, config: EsperConfig, name: str = "run", registry=None) -> Runner:
+    registry = registry or RunnerRegistry(POLICIES)
+    runner = Runner(config, registry, run_dir=RunDir.create(tmp_path, name))
+    runner.start()
+    return runner
+
+
+def _reproducible(records):
+    return [{k: v for k, v in r.items() if k != "timing"} for r in records if r.get("type") not in WALL_CLOCK_EVENTS]
+
+
+def test_a_round_steps_every_env_and_writes_events_metrics_and_a_checkpoint(tmp_path):
+    runner = _runner(tmp_path, _config())
+    outcome = runner.run(2)
+    assert outcome.status == "completed" and outcome.rounds_completed == 2
+    run = runner.run_dir
+    events = read_jsonl(run.events_path)
+    actions = [e for e in events if e["type"] == "action"]
+    assert len(actions) == 2 * 2 * 3  # rounds x envs x steps
+    assert all(all(a["legal"].values()) for a in actions)
+    assert {a["env"] for a in actions} == {0, 1}
+    assert [e["type"] for e in events][0] == "run_start" and events[-1]["type"] == "run_end"
+    metrics = read_jsonl(run.metrics_path)
+    assert [m["round"] for m in metrics] == [0, 1] and metrics[-1]["env_steps_total"] == 12
+    assert load_checkpoint(latest_checkpoint(run.checkpoints))["round"] == 2
+    assert run.read_summary()["status"] == "completed"
+    assert any(e["type"] == "action" for e in runner.registry.events)  # fan-out to the plugin hook
+
+
+def test_episode_return_is_the_sum_of_step_rewards(tmp_path):
+    runner = _runner(tmp_path, _config())
+    runner.run(2)
+    events = read_jsonl(runner.run_dir.events_path)
+    for end in (e for e in events if e["type"] == "episode_end"):
+        rewards = [e["reward"] for e in events if e["type"] == "reward" and (e["env"], e["episode"]) == (end["env"], end["episode"])]
+        assert len(rewards) == 3
+        assert end["episode_return"] == pytest.approx(sum(rewards), abs=1e-12)
+
+
+def test_a_learning_policy_gets_the_rollout_once_per_round_and_state_resets_at_episode_ends(tmp_path):
+    runner = _runner(tmp_path, _config("learner"))
+    runner.run(2)
+    policy = runner.policy
+    assert len(policy.updates) == 2
+    first = policy.updates[0]
+    assert first["dones"].tolist() == [[False, False], [False, False], [True, True]]
+    assert first["obs"].shape == (3, 2, 2) and first["obs"][:, :, 1].tolist() == [[0.0, 0.0], [1.0, 1.0], [2.0, 2.0]]
+    assert [d.tolist() for d in policy.resets] == [[True, True], [True, True]]
+    metrics = read_jsonl(runner.run_dir.metrics_path)
+    assert metrics[1]["policy"] == {"loss": 1.0}
+
+
+@pytest.mark.parametrize("policy, why", [("advance", "actual state"), ("ignores", "stored mask")])
+def test_an_illegal_action_raises_and_is_never_executed(tmp_path, policy, why):
+    runner = _runner(tmp_path, _config(policy))
+    with pytest.raises(IllegalActionError, match=why):
+        runner.run(1)
+    assert all(env.observation.epoch == 0 for env in runner.envs)
+
+
+def test_resume_continues_exactly(tmp_path):
+    straight = _runner(tmp_path, _config("learner", rounds=2), "straight")
+    straight.run(2)
+    first = _runner(tmp_path, _config("learner", rounds=2), "split")
+    first.run(1)
+    path = latest_checkpoint(first.run_dir.checkpoints)
+    resumed = Runner(_config("learner", rounds=2), RunnerRegistry(POLICIES), run_dir=first.run_dir)
+    resumed.restore(load_checkpoint(path), str(path))
+    resumed.run(1)
+    for name in ("events_path", "metrics_path"):
+        a = read_jsonl(getattr(straight.run_dir, name))
+        b = read_jsonl(getattr(first.run_dir, name))
+        assert _reproducible(a) == _reproducible(b)
+    assert torch.equal(straight.policy.weight, resumed.policy.weight)
+
+
+def test_a_stop_request_finishes_the_step_and_resume_replays_the_round(tmp_path):
+    straight = _runner(tmp_path, _config(rounds=2), "straight")
+    straight.run(2)
+    stopped = _runner(tmp_path, _config(rounds=2), "stopped")
+    stopped.run(1)
+    env = stopped.envs[0]
+    finish = env.finish_step
+
+    def finish_then_stop():  # Ctrl-C arrives while the first env finishes its step
+        stopped.request_stop()
+        return finish()
+
+    env.finish_step = finish_then_stop
+    outcome = stopped.run(1)
+    assert outcome.status == "interrupted" and outcome.rounds_completed == 1
+    events = read_jsonl(stopped.run_dir.events_path)
+    assert [e["type"] for e in events][-2:] == ["run_interrupted", "run_end"]
+    assert sum(1 for e in events if e["type"] == "action" and e["round"] == 1) == 2  # one step, both envs
+    path = latest_checkpoint(stopped.run_dir.checkpoints)
+    payload = load_checkpoint(path)
+    assert payload["round"] == 1
+    resumed = Runner(_config(rounds=2), RunnerRegistry(POLICIES), run_dir=stopped.run_dir)
+    resumed.restore(payload, str(path))
+    resumed.run(1)
+    assert _reproducible(read_jsonl(straight.run_dir.events_path)) == _reproducible(read_jsonl(stopped.run_dir.events_path))
+
+
+def test_resume_refuses_another_action_layout_with_a_diff(tmp_path):
+    runner = _runner(tmp_path, _config())
+    runner.run(1)
+    payload = load_checkpoint(latest_checkpoint(runner.run_dir.checkpoints))
+    changed = attrs.evolve(_config(), actions=ActionsConfig(tempos=(1, 2, 3), alpha_targets=(0.5, 1.0), blueprints=("conv",)))
+    other = Runner(changed, RunnerRegistry(POLICIES))
+    with pytest.raises(CheckpointMismatchError, match=r"'tempo'.*this run only: \[3\]"):
+        other.restore(payload, "ck.pt")
+
+
+def test_resume_refuses_another_plugin_set(tmp_path):
+    runner = _runner(tmp_path, _config())
+    runner.run(1)
+    payload = load_checkpoint(latest_checkpoint(runner.run_dir.checkpoints))
+    other = Runner(_config("learner"), RunnerRegistry(POLICIES))
+    with pytest.raises(CheckpointMismatchError, match="policy:random.*\n.*policy:learner|policy:learner.*\n.*policy:random"):
+        other.restore(payload, "ck.pt")
+
+
+def test_heads_are_logged_with_values_and_relevance(tmp_path):
+    runner = _runner(tmp_path, _config())
+    runner.run(1)
+    action = next(e for e in read_jsonl(runner.run_dir.events_path) if e["type"] == "action")
+    assert list(action["indices"]) == list(HEADS) and list(action["values"]) == list(HEADS)
+    assert action["relevant"][0] == "op"

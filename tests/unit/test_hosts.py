@@ -46,7 +46,11 @@ def features_at_slots(host: nn.Module, x: torch.Tensor) -> dict[str, torch.Size]
 @pytest.mark.parametrize("name", list(SPECS))
 def test_host_fulfils_the_contract(name: str) -> None:
     host = build(name)
-    assert isinstance(host, Host)
+    # isinstance(host, Host) is not portable: from Python 3.12 runtime protocols look members up
+    # statically and miss nn.Module's submodules (``slots``); check the members directly instead.
+    assert set(Host.__annotations__) == {"topology", "slots"}  # the data members; methods below
+    for member in ("topology", "slots", "slot_points", "forward"):
+        assert hasattr(host, member), member
     assert host.topology == SPECS[name].topology == "cnn"
     assert isinstance(host.slots, nn.ModuleDict)
     assert all(isinstance(module, nn.Identity) for module in host.slots.values())

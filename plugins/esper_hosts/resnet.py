@@ -24,8 +24,12 @@ def slot_name(stage: int) -> str:
 class ResNetOptions:
     """``widths``: channels of the three stages; ``blocks``: basic blocks per stage."""
 
-    widths: tuple[int, int, int] = attrs.field(default=(16, 32, 64), converter=as_tuple, validator=positive_ints("resnet", 3))
-    blocks: tuple[int, int, int] = attrs.field(default=(2, 2, 2), converter=as_tuple, validator=positive_ints("resnet", 3))
+    widths: tuple[int, int, int] = attrs.field(
+        default=(16, 32, 64), converter=as_tuple, validator=positive_ints("resnet", 3)
+    )
+    blocks: tuple[int, int, int] = attrs.field(
+        default=(2, 2, 2), converter=as_tuple, validator=positive_ints("resnet", 3)
+    )
 
 
 @attrs.frozen(kw_only=True)

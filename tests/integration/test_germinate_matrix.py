@@ -62,18 +62,22 @@ def relative_change(out: torch.Tensor, before: torch.Tensor) -> float:
     return ((out - before).norm() / before.norm().clamp_min(1e-12)).item()
 
 
-def host_grads(model: MorphogeneticModel, x: torch.Tensor, y: torch.Tensor) -> tuple[torch.Tensor, dict[str, torch.Tensor]]:
+Grads = dict[str, torch.Tensor]
+
+
+def host_grads(model: MorphogeneticModel, x: torch.Tensor, y: torch.Tensor) -> tuple[torch.Tensor, Grads]:
     """Output and the gradients of the host's own parameters (seed and blend parameters left out)."""
     model.zero_grad(set_to_none=True)
     out = model(x)
     nn.functional.cross_entropy(out, y).backward()
     seed_ids = {id(p) for slot in model.slots.values() for p in slot.seed_parameters()}
-    grads = {n: p.grad.clone() for n, p in model.host.named_parameters() if p.grad is not None and id(p) not in seed_ids}
+    named = model.host.named_parameters()
+    grads = {n: p.grad.clone() for n, p in named if p.grad is not None and id(p) not in seed_ids}
     return out.detach(), grads
 
 
 @lru_cache(maxsize=None)
-def reference(host_name: str) -> tuple[tuple[str, ...], torch.Tensor, dict[str, torch.Tensor]]:
+def reference(host_name: str) -> tuple[tuple[str, ...], torch.Tensor, Grads]:
     """Slot names, output and host gradients of the seedless host (identical for every case)."""
     model = fresh_model(host_name)
     return (model.slot_names, *host_grads(model, *batch()))
@@ -118,6 +122,7 @@ def test_germinate_blend_and_backprop_in_every_slot(host_name: str, blueprint: s
         model.set_alpha_target(slot, 1.0, "instant")
         out, grads = host_grads(model, x, y)
         assert out.shape == reference_out.shape and torch.isfinite(out).all()
-        assert relative_change(out, reference_out) < RELATIVE_TOLERANCE, f"{slot}: a fresh seed at alpha 1 is not harmless"
+        change = relative_change(out, reference_out)
+        assert change < RELATIVE_TOLERANCE, f"{slot}: a fresh seed at alpha 1 is not harmless"
         assert grads.keys() == reference_grads.keys()  # the host again gets gradient through the slot
         assert seed_grad_total(model, slot) > 0, f"{slot}: the seed got no gradient while blending"

@@ -133,8 +133,12 @@ def main(envs: int, slots: int, device: str, repeats: int, threads: int | None) 
             lambda: mask_inputs_from_observations(observations, space, lifecycle, dev), repeats, sync
         ),
         "masks_us": _median_us(lambda: compute_action_masks(inputs, sampled.actions), repeats, sync),
-        "sample_actions_us": _median_us(lambda: sample_actions(logits, inputs, floors, False, generator), repeats, sync),
-        "sample_actions_deterministic_us": _median_us(lambda: sample_actions(logits, inputs, floors, True), repeats, sync),
+        "sample_actions_us": _median_us(
+            lambda: sample_actions(logits, inputs, floors, False, generator), repeats, sync
+        ),
+        "sample_actions_deterministic_us": _median_us(
+            lambda: sample_actions(logits, inputs, floors, True), repeats, sync
+        ),
         "evaluate_actions_us": _median_us(
             lambda: evaluate_actions(time_major, stored_actions, stored_masks, floors), repeats, sync
         ),
@@ -150,7 +154,7 @@ def main(envs: int, slots: int, device: str, repeats: int, threads: int | None) 
                 "slots": slots,
                 "head_sizes": space.head_sizes,
                 "device": str(dev),
-                "device_name": torch.cuda.get_device_name(dev) if dev.type == "cuda" else platform.processor() or platform.machine(),
+                "device_name": torch.cuda.get_device_name(dev) if dev.type == "cuda" else platform.machine(),
                 "torch": torch.__version__,
                 "threads": torch.get_num_threads(),
                 "repeats": repeats,

@@ -32,7 +32,8 @@ def gae(
     """
     if rewards.dim() != 2:
         raise ValueError(f"gae expects time-major [T, E] tensors; rewards has shape {tuple(rewards.shape)}")
-    for name, tensor in (("values", values), ("dones", dones), ("truncated", truncated), ("bootstrap_values", bootstrap_values)):
+    same_shape = {"values": values, "dones": dones, "truncated": truncated, "bootstrap_values": bootstrap_values}
+    for name, tensor in same_shape.items():
         if tensor.shape != rewards.shape:
             raise ValueError(f"gae: {name} has shape {tuple(tensor.shape)}, rewards {tuple(rewards.shape)}")
     if last_values.shape != rewards.shape[1:]:

@@ -55,16 +55,14 @@ class MaskInputs:
         if len(shape) != 2:
             raise ValueError(f"MaskInputs.stage must be [envs, slots]; got shape {shape}")
         for name in ("epochs_in_stage", "seed_age", "alpha_at_target"):
-            if tuple(getattr(self, name).shape) != shape:
-                raise ValueError(f"MaskInputs.{name} must have shape {shape}; got {tuple(getattr(self, name).shape)}")
-        for name in ("blueprint_support", "style_support"):
-            if tuple(getattr(self, name).shape[:2]) != shape or getattr(self, name).dim() != 3:
-                raise ValueError(f"MaskInputs.{name} must be [{shape[0]}, {shape[1]}, n]; got {tuple(getattr(self, name).shape)}")
+            got = tuple(getattr(self, name).shape)
+            if got != shape:
+                raise ValueError(f"MaskInputs.{name} must have shape {shape}; got {got}")
         for name, head in (("blueprint_support", "blueprint"), ("style_support", "style")):
-            if getattr(self, name).shape[2] != self.head_sizes.get(head):
-                raise ValueError(
-                    f"MaskInputs.{name} has {getattr(self, name).shape[2]} entries; head {head!r} has {self.head_sizes.get(head)}"
-                )
+            got = tuple(getattr(self, name).shape)
+            expected = (*shape, self.head_sizes.get(head))
+            if got != expected:
+                raise ValueError(f"MaskInputs.{name} must be [envs, slots, len({head!r} head)] = {expected}; got {got}")
 
     @property
     def n_envs(self) -> int:
@@ -89,7 +87,7 @@ def mask_inputs_from_tensors(
 ) -> MaskInputs:
     """For callers that already keep slot state as [E, S] tensors (no host round trip)."""
     if stage.shape[-1] != len(space.slots):
-        raise ValueError(f"slot state has {stage.shape[-1]} slots; the action space has {len(space.slots)} {space.slots}")
+        raise ValueError(f"slot state has {stage.shape[-1]} slots; the action space has {space.slots}")
     n_envs, device = stage.shape[0], stage.device
     return MaskInputs(
         stage=stage.long(),

@@ -15,7 +15,15 @@ import torch
 import torch.nn.functional as F
 
 from esper_core.distributions import MaskedCategorical
-from esper_core.masks import MaskInputs, blueprint_mask, op_mask, slot_mask, slot_op_legality, style_mask, value_head_mask
+from esper_core.masks import (
+    MaskInputs,
+    blueprint_mask,
+    op_mask,
+    slot_mask,
+    slot_op_legality,
+    style_mask,
+    value_head_mask,
+)
 from esper_core.ops import HEADS
 
 
@@ -103,7 +111,8 @@ def sample_actions(
 
     actions = torch.cat([op.unsqueeze(-1), slot.unsqueeze(-1), later_actions], dim=-1)
     log_probs = torch.cat(
-        [op_dist.log_prob(op).unsqueeze(-1), slot_dist.log_prob(slot).unsqueeze(-1), later.log_prob(later_actions)], dim=-1
+        [op_dist.log_prob(op).unsqueeze(-1), slot_dist.log_prob(slot).unsqueeze(-1), later.log_prob(later_actions)],
+        dim=-1,
     )
     entropy = torch.cat([op_dist.entropy().unsqueeze(-1), slot_dist.entropy().unsqueeze(-1), later.entropy()], dim=-1)
     return SampledActions(actions=actions, log_probs=log_probs, entropy=entropy, masks={h: masks[h] for h in HEADS})

@@ -11,7 +11,17 @@ from esper_core.masks import mask_inputs_from_observations
 from esper_core.ops import HEADS
 from esper_core.rollout import RolloutBuffer
 from esper_core.sampling import evaluate_actions, sample_actions
-from strategies import action_spaces, bool_masks, env_batches, floors_for, generator, head_floors, head_logits, lifecycle_configs, logit_tensors
+from strategies import (
+    action_spaces,
+    bool_masks,
+    env_batches,
+    floors_for,
+    generator,
+    head_floors,
+    head_logits,
+    lifecycle_configs,
+    logit_tensors,
+)
 
 
 @given(action_spaces(max_slots=3), lifecycle_configs(), st.integers(2, 4), st.integers(1, 3), st.data())

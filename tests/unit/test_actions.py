@@ -176,4 +176,6 @@ def test_encode_requires_values_for_relevant_heads():
     with pytest.raises(ValueError, match="GERMINATE needs a value for head 'blueprint'"):
         space.encode(DecodedAction(op=Op.GERMINATE, slot="mid", style="add", tempo=5, alpha_target=1.0))
     with pytest.raises(ValueError, match="'tempo': 4 is not one of \\[3, 5, 8\\]"):
-        space.encode(DecodedAction(op=Op.GERMINATE, slot="mid", blueprint="light", style="add", tempo=4, alpha_target=1.0))
+        space.encode(
+            DecodedAction(op=Op.GERMINATE, slot="mid", blueprint="light", style="add", tempo=4, alpha_target=1.0)
+        )

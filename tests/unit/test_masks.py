@@ -137,7 +137,9 @@ def test_compute_action_masks_and_canonicalise():
     space = make_space()
     obs = observation(slot("a", S.DORMANT), slot("b", S.HOLDING, 0, 9), slot("c", S.DORMANT))
     inputs = mask_inputs_from_observations([obs, obs], space, LIFECYCLE)
-    germinate = space.encode(DecodedAction(op=Op.GERMINATE, slot="c", blueprint="light", style="gate", tempo=5, alpha_target=0.5))
+    germinate = space.encode(
+        DecodedAction(op=Op.GERMINATE, slot="c", blueprint="light", style="gate", tempo=5, alpha_target=0.5)
+    )
     fossilize = space.encode(DecodedAction(op=Op.FOSSILIZE, slot="b"))
     actions = torch.stack([germinate, fossilize])
     masks = compute_action_masks(inputs, actions)
@@ -163,7 +165,8 @@ def test_head_relevance_is_batched_over_any_shape():
 
 def test_mask_inputs_reject_mismatched_slots_and_shapes():
     space = make_space()
-    with pytest.raises(ValueError, match="env 0 has slots \\('a', 'b'\\); the action space expects \\('a', 'b', 'c'\\)"):
+    expected = "env 0 has slots \\('a', 'b'\\); the action space expects \\('a', 'b', 'c'\\)"
+    with pytest.raises(ValueError, match=expected):
         mask_inputs_from_observations([observation(slot("a", S.DORMANT), slot("b", S.DORMANT))], space, LIFECYCLE)
     with pytest.raises(ValueError, match="at least one observation"):
         mask_inputs_from_observations([], space, LIFECYCLE)

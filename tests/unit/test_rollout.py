@@ -7,7 +7,9 @@ from esper_core.advantages import gae
 from esper_core.ops import HEADS
 from esper_core.rollout import RolloutBuffer, RolloutError
 
-SIZES = {"op": 6, "slot": 2, "blueprint": 3, "style": 2, "tempo": 3, "alpha_target": 2, "alpha_speed": 4, "alpha_curve": 5}
+SIZES = {
+    "op": 6, "slot": 2, "blueprint": 3, "style": 2, "tempo": 3, "alpha_target": 2, "alpha_speed": 4, "alpha_curve": 5
+}
 
 
 def step_data(n_envs=2, value=0.0, reward=1.0):
@@ -41,7 +43,10 @@ def test_a_complete_valid_rollout_validates_and_computes_gae():
     buffer = full_buffer()
     buffer.validate()
     adv, ret = buffer.compute_returns(torch.tensor([1.0, 2.0]), 0.9, 0.95)
-    expected, _ = gae(buffer.rewards, buffer.values, buffer.dones, buffer.truncated, buffer.bootstrap_values, torch.tensor([1.0, 2.0]), 0.9, 0.95)
+    expected, _ = gae(
+        buffer.rewards, buffer.values, buffer.dones, buffer.truncated, buffer.bootstrap_values,
+        torch.tensor([1.0, 2.0]), 0.9, 0.95,
+    )
     assert torch.equal(adv, expected) and buffer.advantages is adv
     assert torch.allclose(ret, adv + buffer.values)
 
@@ -56,7 +61,10 @@ def test_validate_reports_missing_steps():
 def test_validate_names_an_action_outside_its_stored_mask():
     buffer = full_buffer()
     buffer.masks["blueprint"][1, 1, 0] = False  # stored action 0 is now invalid at step 1, env 1
-    with pytest.raises(RolloutError, match="head 'blueprint': action 0 at step 1, env 1 is invalid under its stored mask \\(valid entries \\[1, 2\\]\\)"):
+    expected = (
+        "head 'blueprint': action 0 at step 1, env 1 is invalid under its stored mask \\(valid entries \\[1, 2\\]"
+    )
+    with pytest.raises(RolloutError, match=expected):
         buffer.validate()
 
 

@@ -44,7 +44,9 @@ def logits_preferring(n_envs, **preferred):
 
 def test_deterministic_sampling_follows_the_masks_not_the_raw_logits():
     # Env 0 can germinate only at slot c; env 1 cannot germinate at all (a seed is training).
-    inputs = inputs_for([[S.HOLDING, S.FOSSILIZED, S.DORMANT], [S.TRAINING, S.DORMANT, S.DORMANT]], ages=[[5, 5, 0], [1, 0, 0]])
+    inputs = inputs_for(
+        [[S.HOLDING, S.FOSSILIZED, S.DORMANT], [S.TRAINING, S.DORMANT, S.DORMANT]], ages=[[5, 5, 0], [1, 0, 0]]
+    )
     logits = logits_preferring(2, op=int(Op.GERMINATE), slot=0, blueprint=3)
     logits["blueprint"][:, 0] = 40.0  # noop preferred, but never valid for GERMINATE
     logits["blueprint"][:, 2] = 30.0  # mlp_only does not fit a cnn slot
@@ -58,7 +60,10 @@ def test_deterministic_sampling_follows_the_masks_not_the_raw_logits():
 
 def test_stochastic_sampling_is_reproducible_and_evaluates_to_the_same_log_probs():
     inputs = inputs_for([[S.DORMANT, S.HOLDING, S.BLENDING]] * 5, ages=[[0, 9, 9]] * 5)
-    logits = {h: torch.randn(5, n, generator=torch.Generator().manual_seed(i)) for i, (h, n) in enumerate(SPACE.head_sizes.items())}
+    logits = {
+        h: torch.randn(5, n, generator=torch.Generator().manual_seed(i))
+        for i, (h, n) in enumerate(SPACE.head_sizes.items())
+    }
     floors = {"op": 0.05, "blueprint": 0.1}
     first = sample_actions(logits, inputs, floors, False, torch.Generator().manual_seed(3))
     again = sample_actions(logits, inputs, floors, False, torch.Generator().manual_seed(3))
@@ -69,7 +74,9 @@ def test_stochastic_sampling_is_reproducible_and_evaluates_to_the_same_log_probs
 
 def test_evaluate_actions_handles_time_major_batches_and_gives_gradients():
     inputs = inputs_for([[S.DORMANT, S.HOLDING, S.BLENDING]] * 2, ages=[[0, 9, 9]] * 2)
-    steps = [sample_actions(logits_preferring(2), inputs, {}, False, torch.Generator().manual_seed(t)) for t in range(3)]
+    steps = [
+        sample_actions(logits_preferring(2), inputs, {}, False, torch.Generator().manual_seed(t)) for t in range(3)
+    ]
     actions = torch.stack([s.actions for s in steps])
     masks = {h: torch.stack([s.masks[h] for s in steps]) for h in HEADS}
     logits = {h: torch.zeros(3, 2, n, requires_grad=True) for h, n in SPACE.head_sizes.items()}

@@ -1,0 +1,48 @@
+"""Tiny ppo_v2 policies and rollouts for the ppo_v2 tests (slot game, CPU, small widths)."""
+
+from __future__ import annotations
+
+import io
+from typing import Any
+
+import attrs
+import torch
+
+from esper_core.config import PPOConfig
+from esper_core.records import PolicyContext
+from esper_policies.ppo_v2 import SPEC, PPOV2Options, PPOV2Policy
+from slot_game import SlotGame, game_context, play_round
+
+TINY = PPOConfig(feature_dim=16, lstm_dim=16, blueprint_embed_dim=2, lr=3e-3)
+
+
+def tiny_ppo(**changes: Any) -> PPOConfig:
+    return attrs.evolve(TINY, **changes)
+
+
+def policy(n_envs: int = 4, seed: int = 0, ppo: PPOConfig | None = None, **options: Any) -> PPOV2Policy:
+    return SPEC.factory(PPOV2Options(**options), game_context(n_envs, seed, TINY if ppo is None else ppo))
+
+
+def policy_for(context: PolicyContext, **options: Any) -> PPOV2Policy:
+    return SPEC.factory(PPOV2Options(**options), context)
+
+
+def games(n_envs: int = 4, seed: int = 0) -> list[SlotGame]:
+    return [SlotGame(seed * 1000 + i) for i in range(n_envs)]
+
+
+def rollout(p: PPOV2Policy, n_envs: int = 4, seed: int = 0) -> Any:
+    return play_round(p, games(n_envs, seed)).rollout
+
+
+def round_trip(state: dict[str, Any]) -> dict[str, Any]:
+    """Through bytes, as a checkpoint would: only tensors and plain containers survive weights_only."""
+    buffer = io.BytesIO()
+    torch.save(state, buffer)
+    buffer.seek(0)
+    return torch.load(buffer, weights_only=True)
+
+
+def head_parameters(p: PPOV2Policy, head: str) -> torch.Tensor:
+    return torch.cat([q.detach().flatten().clone() for q in p.network.heads[head].parameters()])

@@ -20,8 +20,10 @@ def tiny_ppo(**changes: Any) -> PPOConfig:
     return attrs.evolve(TINY, **changes)
 
 
-def policy(n_envs: int = 4, seed: int = 0, ppo: PPOConfig | None = None, **options: Any) -> PPOV2Policy:
-    return SPEC.factory(PPOV2Options(**options), game_context(n_envs, seed, TINY if ppo is None else ppo))
+def policy(
+    n_envs: int = 4, seed: int = 0, ppo: PPOConfig | None = None, device: str = "cpu", **options: Any
+) -> PPOV2Policy:
+    return SPEC.factory(PPOV2Options(**options), game_context(n_envs, seed, TINY if ppo is None else ppo, device))
 
 
 def policy_for(context: PolicyContext, **options: Any) -> PPOV2Policy:

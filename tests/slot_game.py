@@ -64,12 +64,14 @@ def game_space() -> ActionSpace:
     )
 
 
-def game_context(n_envs: int, seed: int = 0, ppo: PPOConfig | None = None) -> PolicyContext:
+def game_context(
+    n_envs: int, seed: int = 0, ppo: PPOConfig | None = None, device: torch.device | str = "cpu"
+) -> PolicyContext:
     return PolicyContext(
         space=game_space(),
         n_envs=n_envs,
         episode_length=EPISODE_LENGTH,
-        device=torch.device("cpu"),
+        device=torch.device(device),
         seed=seed,
         ppo=PPOConfig() if ppo is None else ppo,
         lifecycle=LIFECYCLE,
@@ -243,14 +245,17 @@ def play_round(
     length = games[0].episode_length
     for step in range(length):
         output = policy.act(observations, state, deterministic=deterministic)
-        truth = compute_action_masks(mask_inputs_from_observations(observations, space, LIFECYCLE), output.actions)
+        device = output.actions.device
+        truth = compute_action_masks(mask_inputs_from_observations(observations, space, LIFECYCLE, device), output.actions)
         for i, head in enumerate(HEADS):
             chosen = output.actions[:, i : i + 1]
             if not bool(output.masks[head].gather(1, chosen).all() and truth[head].gather(1, chosen).all()):
                 raise IllegalGameAction(f"policy chose an illegal {head!r}: {output.actions.tolist()}")
         if not deterministic and output.features is not None:
             if rollout is None:
-                rollout = RolloutBuffer(length, n_envs, output.features.shape[-1], space.head_sizes)
+                rollout = RolloutBuffer(
+                    length, n_envs, output.features.shape[-1], space.head_sizes, device=output.actions.device
+                )
             if step == 0:
                 rollout.clear()
                 rollout.set_initial_state(state)
@@ -264,12 +269,12 @@ def play_round(
                 log_probs=output.log_probs,
                 masks=output.masks,
                 values=output.value,
-                rewards=torch.tensor(rewards, dtype=torch.float32),
-                dones=torch.full((n_envs,), step == length - 1, dtype=torch.bool),
+                rewards=torch.tensor(rewards, dtype=torch.float32, device=device),
+                dones=torch.full((n_envs,), step == length - 1, dtype=torch.bool, device=device),
             )
         returns = [total + r for total, r in zip(returns, rewards)]
         observations = [obs for obs, _, _ in results]
         history.append(observations)
         state = output.state
-    policy.reset_state(state, torch.ones(n_envs, dtype=torch.bool))
+    policy.reset_state(state, torch.ones(n_envs, dtype=torch.bool, device=output.actions.device))
     return RoundResult(rollout=rollout, returns=returns, observations=history, contexts=[g.context for g in games])

@@ -12,6 +12,9 @@ from __future__ import annotations
 import statistics
 import time
 
+import pytest
+import torch
+
 from esper_core.ops import Op
 from esper_core.specs import NoOptions
 from esper_policies.random_policy import SPEC as RANDOM
@@ -31,12 +34,13 @@ def _evaluate(p) -> tuple[float, list]:
     return statistics.mean(result.returns), result
 
 
-def test_ppo_v2_learns_the_slot_game_and_random_does_not() -> None:
+def train_until_solved(device: str = "cpu") -> tuple[float, int, float, object, list[str]]:
+    """Train a small ppo_v2 on the slot game, evaluating deterministically every few rounds."""
     started = time.perf_counter()
     learner = policy(n_envs=N_ENVS, seed=0, ppo=tiny_ppo(feature_dim=32, lstm_dim=32, blueprint_embed_dim=4,
-                                                        update_epochs=4), minibatches=2)
+                                                        update_epochs=4), device=device, minibatches=2)
     train_games = games(N_ENVS, seed=0)
-    buffer, score, rounds, warnings = None, float("-inf"), 0, []
+    buffer, score, rounds, warnings, evaluation = None, float("-inf"), 0, [], None
     while rounds < ROUND_CAP and score < TARGET:
         result = play_round(learner, train_games, rollout=buffer)
         buffer = result.rollout
@@ -45,10 +49,13 @@ def test_ppo_v2_learns_the_slot_game_and_random_does_not() -> None:
         rounds += 1
         if rounds % EVAL_EVERY == 0:
             score, evaluation = _evaluate(learner)
-    elapsed = time.perf_counter() - started
+    return score, rounds, time.perf_counter() - started, evaluation, warnings
+
+
+def test_ppo_v2_learns_the_slot_game_and_random_does_not() -> None:
+    score, rounds, elapsed, evaluation, warnings = train_until_solved()
     assert score >= TARGET, f"ppo_v2 reached only {score:.3f} of {OPTIMAL_RETURN:.3f} in {rounds} rounds ({elapsed:.0f}s)"
     assert not [w for w in warnings if w.startswith(("replay_mismatch", "entropy_low"))], warnings
-
     print(f"ppo_v2 solved the slot game in {rounds} rounds, {elapsed:.1f}s (score {score:.3f})")
 
     # The solution is the intended one: the right blueprint, in a slot that fits it, at step 0, then
@@ -68,3 +75,11 @@ def test_ppo_v2_learns_the_slot_game_and_random_does_not() -> None:
     random_returns = [r for seed in range(3) for r in play_round(random_policy, games(N_ENVS, seed=seed)).returns]
     assert statistics.mean(random_returns) < 0.5 * OPTIMAL_RETURN
     assert max(random_returns) <= OPTIMAL_RETURN + 1e-9
+
+
+@pytest.mark.gpu
+@pytest.mark.skipif(not torch.cuda.is_available(), reason="needs CUDA")
+def test_ppo_v2_learns_on_cuda_with_bf16_autocast() -> None:
+    score, rounds, elapsed, _, warnings = train_until_solved("cuda")
+    assert score >= TARGET, f"ppo_v2 (cuda, bf16) reached only {score:.3f} in {rounds} rounds ({elapsed:.0f}s)"
+    assert not [w for w in warnings if w.startswith("replay_mismatch")], warnings

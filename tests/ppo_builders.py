@@ -11,7 +11,7 @@ import torch
 from esper_core.config import PPOConfig
 from esper_core.records import PolicyContext
 from esper_policies.ppo_v2 import SPEC, PPOV2Options, PPOV2Policy
-from slot_game import SlotGame, game_context, play_round
+from slot_game import EPISODE_LENGTH, SlotGame, game_context, play_round
 
 TINY = PPOConfig(feature_dim=16, lstm_dim=16, blueprint_embed_dim=2, lr=3e-3)
 
@@ -21,17 +21,23 @@ def tiny_ppo(**changes: Any) -> PPOConfig:
 
 
 def policy(
-    n_envs: int = 4, seed: int = 0, ppo: PPOConfig | None = None, device: str = "cpu", **options: Any
+    n_envs: int = 4,
+    seed: int = 0,
+    ppo: PPOConfig | None = None,
+    device: str = "cpu",
+    episode_length: int = EPISODE_LENGTH,
+    **options: Any,
 ) -> PPOV2Policy:
-    return SPEC.factory(PPOV2Options(**options), game_context(n_envs, seed, TINY if ppo is None else ppo, device))
+    context = game_context(n_envs, seed, TINY if ppo is None else ppo, device, episode_length)
+    return SPEC.factory(PPOV2Options(**options), context)
 
 
 def policy_for(context: PolicyContext, **options: Any) -> PPOV2Policy:
     return SPEC.factory(PPOV2Options(**options), context)
 
 
-def games(n_envs: int = 4, seed: int = 0) -> list[SlotGame]:
-    return [SlotGame(seed * 1000 + i) for i in range(n_envs)]
+def games(n_envs: int = 4, seed: int = 0, episode_length: int = EPISODE_LENGTH) -> list[SlotGame]:
+    return [SlotGame(seed * 1000 + i, episode_length) for i in range(n_envs)]
 
 
 def rollout(p: PPOV2Policy, n_envs: int = 4, seed: int = 0) -> Any:

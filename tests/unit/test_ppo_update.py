@@ -48,7 +48,7 @@ def test_update_reports_every_diagnostic_finite_and_json_ready() -> None:
         else:
             assert math.isfinite(value), key
     assert sum(metrics[f"op_fraction/{op.name}"] for op in Op) == pytest.approx(1.0)
-    assert metrics["gradient_steps"] == 1 and metrics["kl_early_stop"] == 0
+    assert metrics["gradient_steps"] == 4 and metrics["kl_early_stop"] == 0  # 4 envs, 4 minibatches, 1 epoch
 
 
 def test_replay_matches_the_stored_log_probs_and_a_stale_state_is_flagged() -> None:

@@ -28,8 +28,10 @@ def _thresholds(value: Any) -> dict[str, float]:
 
 @attrs.frozen(kw_only=True)
 class PPOV2Options:
-    #: Gradient steps per epoch: the envs are split into this many groups (whole sequences each).
-    minibatches: int = attrs.field(default=1, validator=[v.instance_of(int), v.ge(1)])
+    #: Gradient steps per epoch: the envs are split into this many groups of whole sequences (at most one
+    #: group per env). Each sample is still used once per epoch, so hidden states never go stale; with a
+    #: single group, the default one epoch would be one Adam step per round (KL ~ 1e-8 at lr 3e-4).
+    minibatches: int = attrs.field(default=4, validator=[v.instance_of(int), v.ge(1)])
     #: Warn when a head's conditional normalised entropy falls below its threshold (head -> value).
     entropy_warn: dict[str, float] = attrs.field(factory=_default_entropy_warn, converter=_thresholds)
     #: Warn / critical when a head's ratio (max, or 1/min) passes these (DESIGN-NOTES: 3 and 10).

@@ -56,7 +56,7 @@ class Progress:
         env, timing = metrics.get("env", {}), metrics.get("timing", {})
         policy = metrics.get("policy", {})
         extra = ""
-        for key in ("loss", "approx_kl", "entropy", "explained_variance"):
+        for key in ("policy_loss", "value_loss", "explained_variance", "grad_norm"):
             if isinstance(policy.get(key), (int, float)):
                 extra += f" | {key} {policy[key]:.3g}"
         self._write_line(

@@ -30,6 +30,7 @@ import torch
 import esper_core
 from esper_core.actions import ActionSpace
 from esper_core.checkpoint import (
+    CheckpointError,
     capture_rng_state,
     check_compatible,
     checkpoint_path,
@@ -247,10 +248,18 @@ class Runner:
     def restore(self, payload: dict[str, Any], path: str = "checkpoint") -> None:
         """Continue from a round-boundary checkpoint (compatibility checked first, with a clear diff)."""
         check_compatible(path, payload, self.space.layout(), self.plugins)
-        for warning in version_changes(payload, self.plugins):
-            self.progress.notice(f"warning: {warning}")
         if len(payload["envs"]) != len(self.envs):
             raise ValueError(f"{path} holds {len(payload['envs'])} env(s); this run has {len(self.envs)} (run.envs)")
+        saved_kinds = [torch.device(d).type for d in payload.get("devices", [])]
+        kinds = [env.device.type for env in self.envs]
+        if saved_kinds and saved_kinds != kinds:
+            raise CheckpointError(
+                f"{path} was written with envs on {payload['devices']}; this run would put them on "
+                f"{[str(env.device) for env in self.envs]}. Env generators only resume on the same kind of "
+                "device: set device.device / --devices to match."
+            )
+        for warning in version_changes(payload, self.plugins):
+            self.progress.notice(f"warning: {warning}")
         self.policy.load_state_dict(payload["policy"])
         for env, state in zip(self.envs, payload["envs"]):
             env.load_state_dict(state)
@@ -293,6 +302,7 @@ class Runner:
             "policy": tensors_to_cpu(self.policy.state_dict()),
             "rng": capture_rng_state(),
             "envs": [tensors_to_cpu(env.state_dict()) for env in self.envs],
+            "devices": [str(env.device) for env in self.envs],
             "totals": _plain_copy(self.totals),
             "offsets": self.telemetry.offsets(),
         }

@@ -6,7 +6,7 @@ import attrs
 import pytest
 import torch
 
-from esper_core.checkpoint import CheckpointMismatchError, latest_checkpoint, load_checkpoint
+from esper_core.checkpoint import CheckpointError, CheckpointMismatchError, latest_checkpoint, load_checkpoint
 from esper_core.config import (
     ActionsConfig, DeviceConfig, EsperConfig, HostConfig, LifecycleConfig, PolicyConfig, RewardConfig, RunConfig,
     TaskConfig, TrainingConfig,
@@ -230,3 +230,13 @@ def test_heads_are_logged_with_values_and_relevance(tmp_path):
     action = next(e for e in read_jsonl(runner.run_dir.events_path) if e["type"] == "action")
     assert list(action["indices"]) == list(HEADS) and list(action["values"]) == list(HEADS)
     assert action["relevant"][0] == "op"
+
+
+def test_resume_refuses_another_kind_of_device(tmp_path):
+    runner = _runner(tmp_path, _config())
+    runner.run(1)
+    payload = load_checkpoint(latest_checkpoint(runner.run_dir.checkpoints))
+    payload["devices"] = ["cuda:0", "cuda:0"]
+    other = Runner(_config(), RunnerRegistry(POLICIES))
+    with pytest.raises(CheckpointError, match="same kind of device"):
+        other.restore(payload, "ck.pt")

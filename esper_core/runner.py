@@ -41,27 +41,21 @@ from esper_core.checkpoint import (
     version_changes,
 )
 from esper_core.config import EsperConfig
-from esper_core.env import IllegalActionError, MorphogenesisEnv, StepResult, derived_seed
-from esper_core.masks import compute_action_masks, mask_inputs_from_observations
-from esper_core.ops import HEADS, RELEVANT_HEADS, Op
+from esper_core.env import MorphogenesisEnv, StepResult, derived_seed
+from esper_core.legality import check_legal
 from esper_core.progress import Progress
-from esper_core.records import DecodedAction, EnvObservation, PolicyContext, PolicyOutput
+from esper_core.records import DecodedAction, PolicyContext, PolicyOutput
 from esper_core.rollout import RolloutBuffer
+from esper_core.run_events import action_mix, episode_records, round_metrics, step_events
 from esper_core.run_setup import ResolvedTask, plugin_set, resolve_devices, resolve_task, slot_layout, structure
 from esper_core.rundir import RunDir
 from esper_core.telemetry import (
-    ActionTaken,
-    EpisodeEnded,
     EpisodeStarted,
-    FaultRecovered,
     JsonlSink,
-    RewardGiven,
     RoundEnded,
     RunEnded,
     RunInterrupted,
     RunStarted,
-    SeedTransition,
-    StepMetrics,
     Telemetry,
     truncate_file,
 )
@@ -374,7 +368,7 @@ class Runner:
             tick = time.perf_counter()
             output = self.policy.act(observations, state, deterministic=False)
             act_time += time.perf_counter() - tick
-            legal = self._check_legal(output, observations)
+            legal = check_legal(output, observations, self.space, self.config.lifecycle)
             decoded = self.space.decode_batch(output.actions)
             if step == 0 and self.buffer is None:
                 self.buffer = self._make_buffer(output)
@@ -385,7 +379,7 @@ class Runner:
             done = step == length - 1
             rewards = [r.reward for r in results]
             self._store(step, output, rewards, done)
-            self._emit_step(round_index, step, output, decoded, legal, results)
+            self.telemetry.emit_all(step_events(round_index, step, self.envs, self.space, output, decoded, legal, results))
             for i, result in enumerate(results):
                 returns[i] += result.reward
             ops.update(a.op.name for a in decoded)
@@ -399,11 +393,16 @@ class Runner:
             elapsed = time.perf_counter() - started
             self.progress.step(
                 round_index + 1, target, step + 1, length, n_envs * (step + 1) / max(elapsed, 1e-9),
-                sum(o.val_acc for o in observations) / n_envs, _mix(ops),
+                sum(o.val_acc for o in observations) / n_envs, action_mix(ops),
             )
             if self._stop.requested and not done:
                 return False
-        episode_records = self._end_episodes(round_index, returns, observations)
+        records, episode_events = episode_records(round_index, self.envs, returns, observations, length)
+        self.telemetry.emit_all(episode_events)
+        for key in ("germinated", "fossilized", "pruned", "faults"):
+            self.totals[key] = int(self.totals[key]) + sum(r[key] for r in records)
+        self.totals["env_steps"] = int(self.totals["env_steps"]) + n_envs * length
+        self.totals["last_episode"] = records
         update_started = time.perf_counter()
         policy_metrics: dict[str, Any] = {}
         if self.policy_spec.learns:
@@ -415,8 +414,8 @@ class Runner:
             policy_metrics = dict(self.policy.update(self.buffer))
         update_time = time.perf_counter() - update_started
         round_time = time.perf_counter() - started
-        metrics = self._round_metrics(
-            round_index, episode_records, returns, ops, policy_metrics, round_time, act_time, update_time
+        metrics = round_metrics(
+            round_index, self.totals["env_steps"], records, length, ops, policy_metrics, round_time, act_time, update_time
         )
         self.telemetry.metrics_line(metrics)
         self.telemetry.emit(
@@ -429,44 +428,6 @@ class Runner:
         return True
 
     # ------------------------------------------------------------------------------------- acting
-    def _check_legal(self, output: PolicyOutput, observations: Sequence[EnvObservation]) -> torch.Tensor:
-        """Bool [E, H]: each head's choice under the stored masks. Raises on any illegal choice, or on a
-        choice the env's actual state forbids (masks that do not describe the env are a bug too)."""
-        actions = output.actions
-        n_envs = len(observations)
-        if tuple(actions.shape) != (n_envs, len(HEADS)):
-            raise IllegalActionError(f"policy returned actions of shape {tuple(actions.shape)}; expected {(n_envs, len(HEADS))}")
-        missing = [h for h in HEADS if h not in output.masks]
-        if missing:
-            raise IllegalActionError(f"policy output lacks masks for head(s) {missing}")
-        sizes = torch.tensor([self.space.head_sizes[h] for h in HEADS], device=actions.device)
-        in_range = (actions >= 0) & (actions < sizes)
-        safe = torch.where(in_range, actions, torch.zeros_like(actions))
-        truth = compute_action_masks(
-            mask_inputs_from_observations(observations, self.space, self.config.lifecycle, actions.device), safe
-        )
-        stored_ok, true_ok = [], []
-        for i, head in enumerate(HEADS):
-            index = safe[:, i : i + 1]
-            stored_ok.append(output.masks[head].to(actions.device).gather(1, index).squeeze(1))
-            true_ok.append(truth[head].gather(1, index).squeeze(1))
-        stored = torch.stack(stored_ok, 1) & in_range
-        legal = stored & torch.stack(true_ok, 1)
-        if not bool(legal.all()):  # one sync per step
-            env, head = (~legal).nonzero().tolist()[0]
-            count = int((~legal).sum())
-            if not bool(in_range[env, head]):
-                why = f"index {int(actions[env, head])} outside [0, {self.space.head_sizes[HEADS[head]]})"
-            elif not bool(stored[env, head]):
-                why = "an entry its stored mask forbids"
-            else:
-                why = "an entry the env's actual state forbids (its masks do not describe the env)"
-            raise IllegalActionError(
-                f"env {env}: action row {actions[env].tolist()} chooses {why} for head {HEADS[head]!r} "
-                f"({count} illegal choice(s) in all); this is a policy bug, never converted to WAIT"
-            )
-        return stored
-
     def _make_buffer(self, output: PolicyOutput) -> RolloutBuffer:
         features = output.features
         obs_dim = 0 if features is None else int(features.shape[-1])
@@ -502,99 +463,6 @@ class Runner:
         return [env.finish_step() for env in self.envs]
 
     # ------------------------------------------------------------------------------------- telemetry
-    def _emit_step(
-        self, round_index: int, step: int, output: PolicyOutput, decoded: Sequence[DecodedAction],
-        legal: torch.Tensor, results: Sequence[StepResult],
-    ) -> None:
-        actions = output.actions.tolist()
-        log_probs = output.log_probs.float().tolist()
-        values = output.value.float().reshape(-1).tolist()
-        legal_rows = legal.tolist()
-        entries = self.space.layout()
-        emit = self.telemetry.emit
-        for i, (env, action, result) in enumerate(zip(self.envs, decoded, results)):
-            relevant = tuple(h for h in HEADS if h in RELEVANT_HEADS[action.op])
-            common = {"round": round_index, "env": env.index, "episode": env.episode, "step": step}
-            emit(
-                ActionTaken(
-                    **common,
-                    op=action.op.name,
-                    indices=dict(zip(HEADS, actions[i])),
-                    values={h: entries[h][actions[i][k]] for k, h in enumerate(HEADS)},
-                    legal=dict(zip(HEADS, (bool(x) for x in legal_rows[i]))),
-                    relevant=relevant,
-                    log_prob=sum(log_probs[i][k] for k, h in enumerate(HEADS) if h in relevant),
-                    value=values[i],
-                    ok=result.info.action_ok,
-                )
-            )
-            for t in result.info.transitions:
-                blueprint = action.blueprint if t.to_stage.name == "GERMINATED" else None
-                emit(SeedTransition(**common, slot=t.slot, from_stage=t.from_stage.name, to_stage=t.to_stage.name,
-                                    reason=t.reason, blueprint=blueprint or _slot_blueprint(result, t.slot)))
-            if result.info.fault is not None:
-                emit(FaultRecovered(**common, reason=result.info.fault, pruned_slots=result.info.fault_pruned))
-            emit(RewardGiven(**common, reward=result.reward, components=result.components))
-            obs = result.observation
-            emit(StepMetrics(**common, train_loss=obs.train_loss, train_acc=obs.train_acc, val_loss=obs.val_loss,
-                             val_acc=obs.val_acc, host_params=obs.host_params, seed_params=obs.seed_params))
-
-    def _end_episodes(
-        self, round_index: int, returns: list[float], observations: Sequence[EnvObservation]
-    ) -> list[dict[str, Any]]:
-        records = []
-        for env, episode_return, obs in zip(self.envs, returns, observations):
-            stats = env.stats
-            record = {
-                "env": env.index, "episode": env.episode, "final_val_acc": obs.val_acc, "best_val_acc": obs.best_val_acc,
-                "params_added": env.params_added, "host_params": obs.host_params, "seed_params": obs.seed_params,
-                "germinated": stats.germinated, "fossilized": stats.fossilized, "pruned": stats.pruned,
-                "faults": stats.faults, "episode_return": episode_return,
-            }
-            records.append(record)
-            self.telemetry.emit(
-                EpisodeEnded(
-                    round=round_index, env=env.index, episode=env.episode, steps=self.config.run.episode_length,
-                    episode_return=episode_return, final_val_acc=obs.val_acc, best_val_acc=obs.best_val_acc,
-                    host_params=obs.host_params, seed_params=obs.seed_params, params_added=env.params_added,
-                    germinated=stats.germinated, fossilized=stats.fossilized, pruned=stats.pruned, faults=stats.faults,
-                )
-            )
-            for key in ("germinated", "fossilized", "pruned", "faults"):
-                self.totals[key] = int(self.totals[key]) + record[key]
-        self.totals["env_steps"] = int(self.totals["env_steps"]) + len(self.envs) * self.config.run.episode_length
-        self.totals["last_episode"] = records
-        return records
-
-    def _round_metrics(
-        self, round_index: int, records: list[dict[str, Any]], returns: list[float], ops: Counter[str],
-        policy_metrics: dict[str, Any], round_time: float, act_time: float, update_time: float,
-    ) -> dict[str, Any]:
-        n = len(records)
-        env_steps = n * self.config.run.episode_length
-        return {
-            "round": round_index,
-            "env_steps_total": self.totals["env_steps"],
-            "policy": policy_metrics,
-            "env": {
-                "mean_return": sum(returns) / n,
-                "mean_final_val_acc": sum(r["final_val_acc"] for r in records) / n,
-                "max_final_val_acc": max(r["final_val_acc"] for r in records),
-                "mean_params_added": sum(r["params_added"] for r in records) / n,
-                "germinated": sum(r["germinated"] for r in records),
-                "fossilized": sum(r["fossilized"] for r in records),
-                "pruned": sum(r["pruned"] for r in records),
-                "faults": sum(r["faults"] for r in records),
-                "action_mix": _mix(ops),
-            },
-            "timing": {
-                "round_s": round_time,
-                "env_steps_per_s": env_steps / max(round_time, 1e-9),
-                "policy_act_s": act_time,
-                "policy_update_s": update_time,
-            },
-        }
-
     # ----------------------------------------------------------------------------------------- summary
     def summary(self, status: str) -> dict[str, Any]:
         return {
@@ -618,7 +486,7 @@ class Runner:
         state = self.policy.initial_state(len(self.envs))
         for _ in range(self.config.run.episode_length):
             output = self.policy.act(observations, state, deterministic=True)
-            self._check_legal(output, observations)
+            check_legal(output, observations, self.space, self.config.lifecycle)
             results = self._step_envs(self.space.decode_batch(output.actions))
             observations = [r.observation for r in results]
             state = output.state
@@ -633,18 +501,6 @@ class Runner:
                 "pruned": env.stats.pruned,
             })
         return rows
-
-
-def _mix(ops: Counter[str]) -> dict[str, float]:
-    total = sum(ops.values())
-    return {op.name: ops.get(op.name, 0) / total for op in Op} if total else {}
-
-
-def _slot_blueprint(result: StepResult, slot: str) -> str | None:
-    for summary in result.observation.slots:
-        if summary.name == slot:
-            return summary.blueprint
-    return None
 
 
 def _state_tensors(state: Any) -> Any:

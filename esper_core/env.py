@@ -13,8 +13,8 @@ Performance rules: data stays on the device as uint8 (TaskData tensors, ``epoch_
 device-side augmentation); no DataLoader; bf16 autocast and channels_last on CUDA; losses and correct
 counts accumulate on the device and are read once, after validation.
 
-Fault handling: before training, the env keeps a copy of the model and optimiser tensors (the morphology
-cannot change during an epoch). A non-finite training or validation loss restores that copy, prunes the
+Fault handling (``esper_core.env_faults``): before training, the env keeps a copy of the model and
+optimiser tensors (the morphology cannot change during an epoch). A non-finite training or validation loss restores that copy, prunes the
 seeds suspected of causing it at once, re-validates and reports the fault in ``StepInfo``.
 
 Episodes start at round boundaries with a fresh host (initialised from ``(seed, episode)``), so a
@@ -24,7 +24,6 @@ checkpoint at a round boundary needs no host tensors: only the env's generators 
 from __future__ import annotations
 
 import contextlib
-import copy
 import math
 from typing import Any, Iterator, Mapping
 
@@ -36,12 +35,13 @@ import torch.nn.functional as F
 from esper_core.config import EsperConfig
 from esper_core.counterfactual import contributions
 from esper_core.data import epoch_batches
+from esper_core.env_faults import recover, take_snapshot
 from esper_core.lifecycle import LifecycleError
 from esper_core.model import MorphogeneticModel
 from esper_core.ops import Op
 from esper_core.records import DecodedAction, EnvObservation, RewardInputs, StageTransition, TaskData
 from esper_core.specs import HostSpec
-from esper_core.stages import LIVE_SEED_STAGES, SeedStage
+from esper_core.stages import SeedStage
 
 
 class IllegalActionError(RuntimeError):
@@ -278,7 +278,7 @@ class MorphogenesisEnv:
             "before": before,
             "action": action,
             "transitions": list(transitions),
-            "snapshot": self._snapshot(),
+            "snapshot": take_snapshot(model),
             "batches": epoch_batches(
                 self.data.train_x.shape[0], batch, self._generator, self.device, samples=total,
                 # BatchNorm cannot train on a final batch of one sample.
@@ -335,8 +335,10 @@ class MorphogenesisEnv:
         transitions = list(pending["transitions"])
         fault, fault_pruned = None, ()
         if not (math.isfinite(train_loss_sum) and math.isfinite(val_loss_sum)):
-            fault, fault_pruned, pruned_transitions = self._recover(pending, train_loss_sum, val_loss_sum)
-            transitions.extend(pruned_transitions)
+            failed = "training" if not math.isfinite(train_loss_sum) else "validation"
+            recovery = recover(model, pending["snapshot"], failed)
+            fault, fault_pruned = recovery.reason, recovery.pruned
+            transitions.extend(recovery.transitions)
             val_loss, val_acc = self._evaluate_now()
             train_loss, train_acc = self._train_loss, self._train_acc  # the failed epoch taught nothing
         else:
@@ -426,38 +428,6 @@ class MorphogenesisEnv:
             model.set_contribution(name, value)
         return values
 
-    # ---------------------------------------------------------------------------------------- faults
-    def _snapshot(self) -> dict[str, Any]:
-        model = self._require_model()
-        return {
-            "model": {k: v.detach().clone() for k, v in model.state_dict().items()},
-            "optimizer": copy.deepcopy(model.optimizer.state_dict()),
-        }
-
-    def _recover(
-        self, pending: Mapping[str, Any], train_loss_sum: float, val_loss_sum: float
-    ) -> tuple[str, tuple[str, ...], list[StageTransition]]:
-        """Roll back to the pre-epoch tensors and prune the seeds suspected of the non-finite loss."""
-        model = self._require_model()
-        live = [name for name, slot in model.slots.items() if slot.stage in LIVE_SEED_STAGES and slot.has_seed]
-        broken = [
-            name
-            for name in live
-            if not all(bool(torch.isfinite(p).all()) for p in model.slots[name].seed_parameters())
-        ]
-        suspects = broken or live
-        snapshot = pending["snapshot"]
-        model.load_state_dict(snapshot["model"])
-        model.optimizer.load_state_dict(snapshot["optimizer"])
-        model.optimizer.zero_grad(set_to_none=True)
-        transitions = []
-        for name in suspects:
-            transitions.extend(force_prune(model, name, "non-finite loss"))
-        what = "training" if not math.isfinite(train_loss_sum) else "validation"
-        reason = f"non-finite {what} loss; rolled back to the state before the epoch"
-        reason += f", pruned {', '.join(suspects)}" if suspects else " (no live seed to blame)"
-        return reason, tuple(suspects), transitions
-
     # ------------------------------------------------------------------------------------ checkpoints
     def state_dict(self) -> dict[str, Any]:
         """What a round-boundary checkpoint needs (episodes restart there: no host tensors)."""
@@ -473,19 +443,3 @@ class MorphogenesisEnv:
         self._init_generator.set_state(state["init_generator"])
         self.model, self._observation, self._pending = None, None, None
 
-
-def force_prune(model: MorphogeneticModel, slot_name: str, reason: str) -> list[StageTransition]:
-    """Prune a seed at once, bypassing the minimum-age gate (fault recovery only; never a policy action).
-
-    Mirrors ``MorphogeneticModel.prune`` with an instant fade; the embargo still applies afterwards.
-    """
-    slot = model.slots[slot_name]
-    if slot.stage not in LIVE_SEED_STAGES:
-        return []
-    transition = slot.move_to(SeedStage.PRUNED, f"fault: {reason}")
-    slot.set_schedule(slot.schedule.retargeted(0.0, 0, "linear"))
-    model.optimizer.drop_seed(slot_name)
-    for p in slot.seed_parameters():
-        p.requires_grad_(False)
-        p.grad = None
-    return [transition]

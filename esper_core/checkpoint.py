@@ -22,7 +22,8 @@ import torch
 CHECKPOINT_FORMAT = 1
 
 _NAME = re.compile(r"^round_(\d{5,})\.pt$")
-_PRIMITIVES = (str, int, float, bool, bytes, type(None))
+#: bytes are left out on purpose: ``torch.load(weights_only=True)`` refuses an empty ``b""``.
+_PRIMITIVES = (str, int, float, bool, type(None))
 
 
 class CheckpointError(Exception):

@@ -12,80 +12,11 @@ from esper_core.config import (
     TaskConfig, TrainingConfig,
 )
 from esper_core.env import IllegalActionError
-from esper_core.ops import HEADS, Op
-from esper_core.records import PolicyOutput
+from esper_core.ops import HEADS
 from esper_core.rundir import RunDir
 from esper_core.runner import Runner
-from esper_core.specs import PolicySpec
 from esper_core.telemetry import WALL_CLOCK_EVENTS, read_jsonl
-from esper_policies.random_policy import SPEC as RANDOM, RandomPolicy
-from run_fakes import RunnerRegistry
-
-
-class RecordingLearner:
-    """Acts like the random policy, stores features, counts resets and updates."""
-
-    learns = True
-
-    def __init__(self, options, context) -> None:
-        self.inner = RandomPolicy(options, context)
-        self.weight = torch.zeros(2)
-        self.updates: list[dict[str, torch.Tensor]] = []
-        self.resets: list[torch.Tensor] = []
-
-    def initial_state(self, n_envs: int) -> torch.Tensor:
-        return torch.zeros(n_envs, 1)
-
-    def reset_state(self, state: torch.Tensor, done: torch.Tensor) -> torch.Tensor:
-        self.resets.append(done.clone())
-        return state * (~done).float().unsqueeze(1)
-
-    def act(self, observations, state, deterministic: bool = False) -> PolicyOutput:
-        out = self.inner.act(observations, None, deterministic)
-        features = torch.tensor([[o.val_acc, float(o.epoch)] for o in observations])
-        return attrs.evolve(out, features=features, state=state + 1, value=features[:, 0] + self.weight[0])
-
-    def update(self, rollout) -> dict[str, float]:
-        rollout.validate()
-        self.updates.append({"obs": rollout.obs.clone(), "dones": rollout.dones.clone(), "rewards": rollout.rewards.clone()})
-        self.weight += 0.5
-        return {"loss": float(self.weight[0])}
-
-    def state_dict(self):
-        return {"inner": self.inner.state_dict(), "weight": self.weight.clone()}
-
-    def load_state_dict(self, state) -> None:
-        self.inner.load_state_dict(state["inner"])
-        self.weight = state["weight"].clone()
-
-
-class AdvanceAlways(RandomPolicy):
-    """Claims every entry is valid and picks ADVANCE on slot 0: illegal in a fresh env."""
-
-    def act(self, observations, state, deterministic: bool = False) -> PolicyOutput:
-        out = super().act(observations, state, deterministic)
-        actions = torch.zeros_like(out.actions)
-        actions[:, 0] = int(Op.ADVANCE)
-        masks = {h: torch.ones_like(m) for h, m in out.masks.items()}
-        return attrs.evolve(out, actions=actions, masks=masks)
-
-
-class IgnoresItsMasks(RandomPolicy):
-    """Samples properly, then swaps the op for one its own stored op mask forbids (FOSSILIZE at start)."""
-
-    def act(self, observations, state, deterministic: bool = False) -> PolicyOutput:
-        out = super().act(observations, state, deterministic)
-        actions = out.actions.clone()
-        actions[:, 0] = int(Op.FOSSILIZE)
-        return attrs.evolve(out, actions=actions)
-
-
-POLICIES = {
-    "random": RANDOM,
-    "learner": PolicySpec(name="learner", description="test learner", factory=RecordingLearner, learns=True),
-    "advance": PolicySpec(name="advance", description="illegal", factory=AdvanceAlways),
-    "ignores": PolicySpec(name="ignores", description="illegal", factory=IgnoresItsMasks),
-}
+from run_fakes import POLICIES, RunnerRegistry
 
 
 def _config(policy: str = "random", rounds: int = 2, **run) -> EsperConfig:

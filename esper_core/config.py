@@ -179,6 +179,9 @@ class TrainingConfig:
     momentum: float = attrs.field(default=0.9, validator=_within(0.0, 1.0, high_open=True))
     weight_decay: float = attrs.field(default=5e-4, validator=_at_least(0.0))
     seed_lr: float = attrs.field(default=0.05, validator=_at_least(0.0))
+    # Proximal pull on a TRAINING seed's output (see esper_core.slot): without it the isolated seed follows a
+    # linearised loss with no minimum and its output grows without bound. 0 turns it off.
+    seed_proximal: float = attrs.field(default=3.0, validator=_at_least(0.0))
     # training samples per epoch; None = the whole train split
     epoch_samples: int | None = attrs.field(default=None, validator=_int_at_least(1, optional=True))
     # validation samples used per step; None = the whole val split

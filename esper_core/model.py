@@ -121,7 +121,7 @@ class MorphogeneticModel(nn.Module):
             raise ValueError(f"host declares slot points {missing} but has no entry for them in host.slots")
         device = host_placement(host).device
         for point in points:
-            host.slots[point.name] = SeedSlot(point, device=device)
+            host.slots[point.name] = SeedSlot(point, device=device, proximal=training.seed_proximal)
         self._slot_names = tuple(p.name for p in points)
         self._base_param_count = sum(p.numel() for p in self._base_host_parameters())
         self._fossil_order: list[str] = []

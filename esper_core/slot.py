@@ -35,36 +35,56 @@ PASSTHROUGH_STAGES: frozenset[SeedStage] = frozenset({S.DORMANT, S.GERMINATED, S
 
 
 class _IsolatedSeedOutput(torch.autograd.Function):
-    """Forward: an exact copy of ``h``. Backward: the incoming gradient goes unchanged to ``h`` and to ``s``.
+    """Forward: an exact copy of ``h``. Backward: the incoming gradient goes unchanged to ``h``; the seed
+    output gets it plus a proximal pull ``(proximal / s.numel()) * s``.
+
+    Why the pull: the seed's output never reaches the loss in TRAINING, so the gradient it sees is the
+    linearisation of the loss at ``h`` and has no minimum: followed alone, the seed's output grows without
+    bound (measured: |s| went from 0 to ~600x |h| in 140 SGD steps) and blows up the loss once blended.
+    With the pull the seed minimises ``<g, s> + proximal/2 * mean(s^2)``: a bounded, Newton-like step in
+    function space (``s* = -numel(s) g / proximal``) whose direction is still the task gradient. Scaling by
+    the element count keeps the curvature it adds small enough for the seed's SGD step at any feature size. The host's values
+    and gradients are untouched either way.
 
     A copy (not ``h + (s - s.detach())``) keeps the bits exact even for -0.0 and when the seed emits inf/NaN.
     """
 
     @staticmethod
-    def forward(ctx: Any, h: torch.Tensor, s: torch.Tensor) -> torch.Tensor:
+    def forward(ctx: Any, h: torch.Tensor, s: torch.Tensor, proximal: float) -> torch.Tensor:
         ctx.seed_dtype = s.dtype
+        ctx.proximal = proximal
+        ctx.save_for_backward(s.detach() if proximal > 0.0 else s.new_empty(0))
         return h.clone()
 
     @staticmethod
-    def backward(ctx: Any, grad: torch.Tensor) -> tuple[torch.Tensor | None, torch.Tensor | None]:
+    def backward(ctx: Any, grad: torch.Tensor) -> tuple[torch.Tensor | None, torch.Tensor | None, None]:
         grad_h = grad if ctx.needs_input_grad[0] else None
-        grad_s = grad.to(ctx.seed_dtype) if ctx.needs_input_grad[1] else None
-        return grad_h, grad_s
+        grad_s = None
+        if ctx.needs_input_grad[1]:
+            grad_s = grad.to(ctx.seed_dtype)
+            if ctx.proximal > 0.0:
+                (s,) = ctx.saved_tensors
+                grad_s = grad_s + (ctx.proximal / s.numel()) * s
+        return grad_h, grad_s, None
 
 
-def isolated_seed_output(h: torch.Tensor, s: torch.Tensor) -> torch.Tensor:
-    """Host features unchanged in value and gradient; ``s`` receives the gradient arriving at the slot."""
+def isolated_seed_output(h: torch.Tensor, s: torch.Tensor, proximal: float = 0.0) -> torch.Tensor:
+    """Host features unchanged in value and gradient; ``s`` receives the gradient arriving at the slot
+    (plus the proximal pull, see ``_IsolatedSeedOutput``)."""
     if h.shape != s.shape:
         raise ValueError(f"seed output shape {tuple(s.shape)} differs from host features {tuple(h.shape)}")
-    return _IsolatedSeedOutput.apply(h, s)
+    if proximal < 0.0:
+        raise ValueError(f"proximal must be >= 0; got {proximal}")
+    return _IsolatedSeedOutput.apply(h, s, float(proximal))
 
 
 class SeedSlot(nn.Module):
     """One slot point of a host: at most one seed, its blend style, its alpha and its lifecycle state."""
 
-    def __init__(self, point: SlotPoint, device: torch.device | str | None = None) -> None:
+    def __init__(self, point: SlotPoint, device: torch.device | str | None = None, proximal: float = 0.0) -> None:
         super().__init__()
         self.point = point
+        self.proximal = proximal  # TrainingConfig.seed_proximal: bounds what a TRAINING seed learns
         self.seed: nn.Module | None = None
         self.blend: nn.Module | None = None
         self.register_buffer("alpha", torch.zeros((), device=device))
@@ -93,7 +113,7 @@ class SeedSlot(nn.Module):
         if stage == S.TRAINING:
             if not torch.is_grad_enabled():
                 return h  # nothing to learn; the output is h either way
-            return isolated_seed_output(h, self.seed(h.detach()))
+            return isolated_seed_output(h, self.seed(h.detach()), self.proximal)
         if stage == S.PRUNED and self.schedule.done and self.schedule.target == 0.0:
             return h
         alpha = self.alpha if self._alpha_override is None else self._alpha_override

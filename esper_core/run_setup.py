@@ -55,21 +55,40 @@ class ResolvedTask:
     notice: str | None
 
 
+def _can_download(spec: Any) -> bool:
+    """A task opts into ``task.download`` by giving its options type a ``download`` field."""
+    return attrs.has(spec.options_type) and "download" in attrs.fields_dict(spec.options_type)
+
+
+def _task_options(spec: Any, task_config: TaskConfig) -> Any:
+    options = dict(task_config.options)
+    if task_config.download and _can_download(spec):
+        options.setdefault("download", True)
+    return structure(spec, options, "task.options")
+
+
 def resolve_task(registry: Any, task_config: TaskConfig) -> ResolvedTask:
-    """The configured task, or for ``auto`` the available one with the highest ``auto_priority``."""
+    """The configured task, or for ``auto`` the available one with the highest ``auto_priority``.
+
+    ``task.download`` reaches tasks whose options have a ``download`` field; with it, ``auto`` also picks
+    such a task when its data is missing (it will be fetched). ``task.options`` apply to the task picked.
+    """
     data_dir = Path(task_config.data_dir).expanduser()
     if task_config.name != "auto":
         spec = registry.get("task", task_config.name)
-        return ResolvedTask(spec, spec.factory(structure(spec, task_config.options, "task.options")), None)
+        return ResolvedTask(spec, spec.factory(_task_options(spec, task_config)), None)
     candidates = sorted(
         (spec for spec in registry.specs("task").values() if spec.auto_priority is not None),
         key=lambda s: -s.auto_priority,
     )
     skipped = []
     for spec in candidates:
-        task = spec.factory(structure(spec, task_config.options if not skipped else {}, "task.options"))
-        if task.available(data_dir):
+        probe = spec.factory(structure(spec, {}, "task.options"))
+        fetch = task_config.download and _can_download(spec)
+        if probe.available(data_dir) or fetch:
             why = f" (not found in {data_dir}: {', '.join(skipped)})" if skipped else ""
+            why += " (will download)" if fetch and not probe.available(data_dir) else ""
+            task = spec.factory(_task_options(spec, task_config))
             return ResolvedTask(spec, task, f"task auto -> {spec.name}{why}; choose one with --task")
         skipped.append(spec.name)
     raise SetupError(

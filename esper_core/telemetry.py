@@ -17,7 +17,10 @@ import attrs
 
 
 def _plain(value: Any) -> Any:
-    """JSON-able copy: tuples -> lists, non-finite floats -> None (strict JSON readers reject NaN)."""
+    """JSON-able copy: tuples -> lists, tensors -> numbers/lists, non-finite floats -> None (strict JSON
+    readers reject NaN)."""
+    if hasattr(value, "tolist") and hasattr(value, "dtype"):  # torch tensors, numpy arrays and scalars
+        return _plain(value.tolist())
     if isinstance(value, float):
         return value if math.isfinite(value) else None
     if isinstance(value, Mapping):

@@ -98,3 +98,12 @@ def test_episode_end_fields():
         host_params=10, seed_params=2, params_added=1, germinated=1, fossilized=1, pruned=0, faults=0,
     )
     assert event.to_record()["episode_return"] == 1.5
+
+
+def test_metrics_with_tensors_become_numbers(tmp_path):
+    import torch
+
+    telemetry = Telemetry(None, JsonlSink(tmp_path / "m.jsonl"))
+    telemetry.metrics_line({"policy": {"kl": torch.tensor(0.5), "per_head": torch.tensor([1.0, float("inf")])}})
+    telemetry.close()
+    assert read_jsonl(tmp_path / "m.jsonl") == [{"policy": {"kl": 0.5, "per_head": [1.0, None]}}]

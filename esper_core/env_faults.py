@@ -15,7 +15,7 @@ import torch
 
 from esper_core.model import MorphogeneticModel
 from esper_core.records import StageTransition
-from esper_core.stages import LIVE_SEED_STAGES, SeedStage
+from esper_core.stages import LIVE_SEED_STAGES
 
 
 @attrs.frozen
@@ -48,24 +48,8 @@ def recover(model: MorphogeneticModel, snapshot: dict[str, Any], what: str) -> R
     model.optimizer.zero_grad(set_to_none=True)
     transitions: list[StageTransition] = []
     for name in suspects:
-        transitions.extend(force_prune(model, name, "non-finite loss"))
+        transitions.extend(model.force_prune(name, "non-finite loss"))
     reason = f"non-finite {what} loss; rolled back to the state before the epoch"
     reason += f", pruned {', '.join(suspects)}" if suspects else " (no live seed to blame)"
     return Recovery(reason, tuple(suspects), tuple(transitions))
 
-
-def force_prune(model: MorphogeneticModel, slot_name: str, reason: str) -> list[StageTransition]:
-    """Prune a seed at once, bypassing the minimum-age gate (fault recovery only; never a policy action).
-
-    Mirrors ``MorphogeneticModel.prune`` with an instant fade; the embargo still applies afterwards.
-    """
-    slot = model.slots[slot_name]
-    if slot.stage not in LIVE_SEED_STAGES:
-        return []
-    transition = slot.move_to(SeedStage.PRUNED, f"fault: {reason}")
-    slot.set_schedule(slot.schedule.retargeted(0.0, 0, "linear"))
-    model.optimizer.drop_seed(slot_name)
-    for p in slot.seed_parameters():
-        p.requires_grad_(False)
-        p.grad = None
-    return [transition]

@@ -22,11 +22,12 @@ PRESETS: Mapping[str, Mapping[str, Any]] = _frozen(
     {
         # Finishes in minutes on a laptop-class CPU: the default `esper run` without a GPU. Measured on a
         # 2-core CPU: `esper run --host resnet --policy ppo_v2` (or heuristic) in under 5 minutes, startup
-        # included. Short epochs (512 samples) buy 6 episodes of 11 steps, long enough for seeds to
+        # included. Short epochs (256 samples: a resnet
+        # backward pass costs ~1 s per 128 images on one busy core) buy 6 episodes of 10 steps, long enough for seeds to
         # germinate, blend (short tempos) and be fossilized or pruned.
         "cpu-quick": {
-            "run": {"envs": 2, "episode_length": 11, "rounds": 3},
-            "training": {"batch_size": 128, "epoch_samples": 512, "val_samples": 256, "eval_batch_size": 256},
+            "run": {"envs": 2, "episode_length": 10, "rounds": 3},
+            "training": {"batch_size": 128, "epoch_samples": 256, "val_samples": 256, "eval_batch_size": 256},
             "actions": {"tempos": (2, 3, 5)},
         },
         # A real study on one GPU: more envs, episodes long enough for seeds to blend, hold and fossilize.

@@ -52,6 +52,7 @@ from esper_core.rundir import RunDir
 from esper_core.telemetry import (
     EpisodeStarted,
     JsonlSink,
+    PolicyWarning,
     RoundEnded,
     RunEnded,
     RunInterrupted,
@@ -418,6 +419,8 @@ class Runner:
             round_index, self.totals["env_steps"], records, length, ops, policy_metrics, round_time, act_time, update_time
         )
         self.telemetry.metrics_line(metrics)
+        for message in policy_metrics.get("warnings", ()):
+            self.telemetry.emit(PolicyWarning(round=round_index, message=str(message)))
         self.telemetry.emit(
             RoundEnded(
                 round=round_index, env_steps=n_envs * length, mean_return=metrics["env"]["mean_return"],

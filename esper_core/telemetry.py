@@ -156,6 +156,16 @@ class EpisodeEnded(Event):
 
 
 @attrs.frozen(kw_only=True)
+class PolicyWarning(Event):
+    """A learning policy's update flagged a known failure sign (entropy collapse, exploding or frozen
+    ratios, constant gradient clipping...). Written as an event so it is seen, not buried in metrics."""
+
+    type: ClassVar[str] = "policy_warning"
+    round: int
+    message: str
+
+
+@attrs.frozen(kw_only=True)
 class RoundEnded(Event):
     type: ClassVar[str] = "round_end"
     round: int

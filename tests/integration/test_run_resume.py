@@ -91,3 +91,12 @@ def test_a_new_blueprint_plugin_changes_the_layout_and_resume_refuses_with_a_dif
     message = str(info.value)
     assert "'blueprint' differs" in message and "this run only: ['extra_conv']" in message
     assert "plugin blueprint:extra_conv" in message and "is used now but not by the checkpoint" in message
+
+
+def test_policy_warnings_from_updates_are_written_as_events(straight):
+    straight_run, _ = straight
+    metrics = read_jsonl(straight_run / "metrics.jsonl")
+    expected = [(m["round"], w) for m in metrics for w in m["policy"].get("warnings", [])]
+    events = [(e["round"], e["message"]) for e in read_jsonl(straight_run / "events.jsonl") if e["type"] == "policy_warning"]
+    assert expected, "a 2-env, 4-step run should trip at least one diagnostic (e.g. near-zero KL)"
+    assert events == expected

@@ -11,35 +11,24 @@ from typing import Any, Sequence
 
 import torch
 
-from esper_core.config import LifecycleConfig
 from esper_core.masks import mask_inputs_from_observations
 from esper_core.records import EnvObservation, PolicyContext, PolicyOutput
 from esper_core.sampling import sample_actions
 from esper_core.specs import NoOptions, PolicySpec
+from esper_policies.non_learning import NonLearningPolicy
 
 
-class RandomPolicy:
+class RandomPolicy(NonLearningPolicy):
     """Seeded from ``context.seed``; the generator state is its whole ``state_dict`` (exact resume).
 
     ``deterministic`` is ignored: a random baseline's "mode" would be WAIT forever, which is a different
     baseline; evaluate it as it was run.
     """
 
-    learns = False
-
     def __init__(self, options: NoOptions, context: PolicyContext) -> None:
-        self.context = context
-        self._space = context.space
-        self._lifecycle: LifecycleConfig = context.lifecycle
-        self._device = torch.device(context.device)
+        super().__init__(context)
         self._generator = torch.Generator(device=self._device)
         self._generator.manual_seed(int(context.seed))
-
-    def initial_state(self, n_envs: int) -> None:
-        return None
-
-    def reset_state(self, state: Any, done: torch.Tensor) -> Any:
-        return state
 
     def act(self, observations: Sequence[EnvObservation], state: Any, deterministic: bool = False) -> PolicyOutput:
         inputs = mask_inputs_from_observations(observations, self._space, self._lifecycle, self._device)
@@ -52,12 +41,9 @@ class RandomPolicy:
             actions=sampled.actions,
             log_probs=sampled.log_probs,
             masks=sampled.masks,
-            value=torch.zeros(n_envs, device=self._device),
+            value=self.zero_values(n_envs),
             state=state,
         )
-
-    def update(self, rollout: Any) -> dict[str, float]:
-        return {}
 
     def state_dict(self) -> dict[str, Any]:
         return {"generator": self._generator.get_state()}

@@ -14,21 +14,12 @@ from esper_core.masks import canonicalise_actions, mask_inputs_from_observations
 from esper_core.ops import HEADS
 from esper_core.records import EnvObservation, PolicyContext, PolicyOutput
 from esper_core.specs import NoOptions, PolicySpec
+from esper_policies.non_learning import NonLearningPolicy
 
 
-class StaticPolicy:
-    learns = False
-
+class StaticPolicy(NonLearningPolicy):
     def __init__(self, options: NoOptions, context: PolicyContext) -> None:
-        self._space = context.space
-        self._lifecycle = context.lifecycle
-        self._device = torch.device(context.device)
-
-    def initial_state(self, n_envs: int) -> None:
-        return None
-
-    def reset_state(self, state: Any, done: torch.Tensor) -> Any:
-        return state
+        super().__init__(context)
 
     def act(self, observations: Sequence[EnvObservation], state: Any, deterministic: bool = False) -> PolicyOutput:
         inputs = mask_inputs_from_observations(observations, self._space, self._lifecycle, self._device)
@@ -39,12 +30,9 @@ class StaticPolicy:
             actions=actions,
             log_probs=torch.zeros(n_envs, len(HEADS), device=self._device),
             masks=masks,
-            value=torch.zeros(n_envs, device=self._device),
+            value=self.zero_values(n_envs),
             state=state,
         )
-
-    def update(self, rollout: Any) -> dict[str, float]:
-        return {}
 
     def state_dict(self) -> dict[str, Any]:
         return {}

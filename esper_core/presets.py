@@ -20,14 +20,14 @@ def _frozen(tree: Mapping[str, Any]) -> Mapping[str, Any]:
 
 PRESETS: Mapping[str, Mapping[str, Any]] = _frozen(
     {
-        # Finishes in minutes on a laptop-class CPU: the default `esper run` without a GPU. Measured on a
-        # 2-core CPU: `esper run --host resnet --policy ppo_v2` (or heuristic) in under 5 minutes, startup
-        # included. Short epochs (256 samples: a resnet
-        # backward pass costs ~1 s per 128 images on one busy core) buy 6 episodes of 10 steps, long enough for seeds to
-        # germinate, blend (short tempos) and be fossilized or pruned.
+        # Finishes in minutes on a laptop-class CPU: the default `esper run` without a GPU. Sized on a
+        # 2-core CPU so `esper run --host resnet --policy ppo_v2` (or heuristic) takes under 5 minutes,
+        # startup included: 6 episodes of 11 steps, 512-sample epochs in batches of 32 (on a CPU a small
+        # batch costs the same per sample and learns far more per sample than 128), short tempos so seeds
+        # can germinate, blend and be fossilized or pruned within an episode.
         "cpu-quick": {
-            "run": {"envs": 2, "episode_length": 10, "rounds": 3},
-            "training": {"batch_size": 128, "epoch_samples": 256, "val_samples": 256, "eval_batch_size": 256},
+            "run": {"envs": 2, "episode_length": 11, "rounds": 3},
+            "training": {"batch_size": 32, "epoch_samples": 512, "val_samples": 256, "eval_batch_size": 256},
             "actions": {"tempos": (2, 3, 5)},
         },
         # A real study on one GPU: more envs, episodes long enough for seeds to blend, hold and fossilize.

@@ -61,6 +61,24 @@ def test_replay_matches_the_stored_log_probs_and_a_stale_state_is_flagged() -> N
     assert any(w.startswith("replay_mismatch") for w in warnings), warnings
 
 
+def test_reported_joint_kl_is_the_post_update_kl_not_the_in_step_one() -> None:
+    """Regression: the gradient steps' own KL (~0 in a one-epoch update, measured before the step is
+    applied) was written over the post-update ``approx_kl``, so every update looked frozen (KL ~1e-9
+    while per-head KLs were ~1e-4) and ``kl_near_zero`` fired on healthy runs."""
+    p = policy(minibatches=1)
+    buffer = rollout(p)
+    inputs = prepare_inputs(buffer, p.layout, p.ppo.gamma, p.ppo.gae_lambda, torch.device("cpu"))
+    metrics = p.update(buffer)
+    after = p._updater.evaluate_all(inputs)
+    ops = inputs.actions[..., 0]
+    joint = joint_log_ratio(after.log_probs, inputs.old_log_probs, ops)
+    expected = (joint.exp() - 1.0 - joint).mean().item()
+    assert expected > 1e-6  # one step at lr 3e-3 moves the policy
+    assert metrics["approx_kl"] == pytest.approx(expected, rel=1e-4)
+    assert metrics["step_approx_kl"] < 1e-9 < metrics["approx_kl"]  # first (only) step: ratio 1 by construction
+    assert not any(w.startswith("kl_near_zero") for w in metrics["warnings"])
+
+
 def test_kl_early_stop_triggers_and_stops_the_update() -> None:
     eager = policy(ppo=tiny_ppo(update_epochs=10, target_kl=1e-5, lr=1e-2), minibatches=2)
     stopped = eager.update(rollout(eager))

@@ -107,6 +107,8 @@ def compute_diagnostics(
     # ------------------------------------------------------------------------ optimisation
     steps = max(1, train.gradient_steps)
     for key, value in train.sums.items():
+        if key in scalars:
+            raise KeyError(f"training statistic {key!r} would overwrite the post-update diagnostic of that name")
         if key != "nonfinite":
             scalars[key] = value if key.endswith("_max") else value / steps
     scalars["replay_log_prob_error"] = train.replay_error

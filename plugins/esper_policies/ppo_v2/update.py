@@ -222,8 +222,10 @@ class PPOUpdate:
             "value_loss": 0.5 * value_err.sum(),
             "entropy_bonus": weighted_entropy,
             "q_loss": 0.5 * (q_taken - returns).square().sum(),
-            "approx_kl": (joint_ratio - 1.0 - joint).sum(),
-            "clip_fraction": ((joint_ratio - 1.0).abs() > ppo.clip_ratio).float().sum(),
+            # Measured during the step (before it is applied), so a separate name from the diagnostics'
+            # post-update ``approx_kl``: in a one-epoch update this is ~0 by construction.
+            "step_approx_kl": (joint_ratio - 1.0 - joint).sum(),
+            "step_clip_fraction": ((joint_ratio - 1.0).abs() > ppo.clip_ratio).float().sum(),
             "nonfinite": (~torch.isfinite(ev.log_probs)).sum().float(),
         }
 
@@ -243,7 +245,7 @@ class PPOUpdate:
             groups = order.chunk(n_groups)
             for g, envs in enumerate(groups):
                 step = self._gradient_step(inputs, envs, capture_replay=steps == 0)
-                kl, nonfinite = torch.stack([step["approx_kl"], step["nonfinite"]]).tolist()  # the step's one sync
+                kl, nonfinite = torch.stack([step["step_approx_kl"], step["nonfinite"]]).tolist()  # the step's one sync
                 if nonfinite > 0:
                     self.optimizer.zero_grad(set_to_none=True)
                     raise FloatingPointError(

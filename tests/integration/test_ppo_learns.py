@@ -60,11 +60,11 @@ def _evaluate(p) -> tuple[float, list]:
     return statistics.mean(result.returns), result
 
 
-def train_until_solved(device: str = "cpu") -> tuple[float, int, float, object, list[str]]:
+def train_until_solved(device: str = "cpu", bf16: bool = False) -> tuple[float, int, float, object, list[str]]:
     """Train a small ppo_v2 on the slot game, evaluating deterministically every few rounds."""
     started = time.perf_counter()
     learner = policy(n_envs=N_ENVS, seed=0, ppo=tiny_ppo(feature_dim=32, lstm_dim=32, blueprint_embed_dim=4,
-                                                        update_epochs=4),
+                                                        update_epochs=4, bf16=bf16),
                      device=device, episode_length=LENGTH, minibatches=2)
     train_games = games(N_ENVS, seed=0, episode_length=LENGTH)
     buffer, score, rounds, warnings, evaluation = None, float("-inf"), 0, [], None
@@ -108,7 +108,8 @@ def test_ppo_v2_learns_the_slot_game_and_random_does_not() -> None:
 
 @pytest.mark.gpu
 @pytest.mark.skipif(not torch.cuda.is_available(), reason="needs CUDA")
-def test_ppo_v2_learns_on_cuda_with_bf16_autocast() -> None:
-    score, rounds, elapsed, _, warnings = train_until_solved("cuda")
-    assert score >= TARGET, f"ppo_v2 (cuda, bf16) reached only {score:.3f} in {rounds} rounds ({elapsed:.0f}s)"
+@pytest.mark.parametrize("bf16", [False, True], ids=["float32", "bf16"])
+def test_ppo_v2_learns_on_cuda(bf16: bool) -> None:
+    score, rounds, elapsed, _, warnings = train_until_solved("cuda", bf16=bf16)
+    assert score >= TARGET, f"ppo_v2 (cuda, bf16={bf16}) reached only {score:.3f} in {rounds} rounds ({elapsed:.0f}s)"
     assert not [w for w in warnings if w.startswith("replay_mismatch")], warnings

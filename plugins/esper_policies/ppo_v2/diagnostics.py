@@ -26,8 +26,16 @@ from esper_policies.ppo_v2.update import LOG_RATIO_LIMIT, Evaluation, TrainStats
 #: collapsed run; healthy is 1e-2 to 5e-2).
 KL_NEAR_ZERO = 1e-6
 #: Replayed log-probs of the acting parameters must match the stored ones (else: stale recurrent state,
-#: recomputed masks or different inputs).
+#: recomputed masks or different inputs). In float32 they agree to ~1e-4.
 REPLAY_TOLERANCE = 1e-3
+#: Under bf16 autocast the step-by-step acting pass and the whole-sequence replay round differently:
+#: up to 1.1e-2 was measured on an H100 at default widths with nothing wrong (a stale state gives > 0.1).
+REPLAY_TOLERANCE_BF16 = 3e-2
+
+
+def replay_tolerance(bf16: bool, device: torch.device) -> float:
+    """How far replayed log-probs may drift from the stored ones before ``replay_mismatch`` warns."""
+    return REPLAY_TOLERANCE_BF16 if bf16 and device.type == "cuda" else REPLAY_TOLERANCE
 
 
 def _masked_mean(values: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
@@ -132,11 +140,13 @@ def compute_diagnostics(
                 flat[f"{key}/{head}"] = None
     if returns_var < 1e-12:
         flat["explained_variance"] = flat["explained_variance_after"] = None
-    flat["warnings"] = _warnings(flat, ppo, options, worst_feature)
+    flat["warnings"] = _warnings(flat, ppo, options, worst_feature, replay_tolerance(ppo.bf16, ops.device))
     return flat
 
 
-def _warnings(flat: dict[str, Any], ppo: Any, options: PPOV2Options, worst_feature: str) -> list[str]:
+def _warnings(
+    flat: dict[str, Any], ppo: Any, options: PPOV2Options, worst_feature: str, replay_limit: float
+) -> list[str]:
     found: list[str] = []
     band = options.unchanged_band
     for head in HEADS:
@@ -172,10 +182,10 @@ def _warnings(flat: dict[str, Any], ppo: Any, options: PPOV2Options, worst_featu
             f"grad_clipped_hard: pre-clip gradient norm {grad:.3g} is > {options.grad_clip_warn_factor:g}x "
             f"ppo.max_grad_norm={ppo.max_grad_norm:g} (updates shrink to a few percent)"
         )
-    if flat["replay_log_prob_error"] > REPLAY_TOLERANCE:
+    if flat["replay_log_prob_error"] > replay_limit:
         found.append(
             f"replay_mismatch: replayed log-probs differ from the stored ones by up to {flat['replay_log_prob_error']:.3g} "
-            "before any step (stale recurrent state, recomputed masks or changed inputs)"
+            f"(> {replay_limit:g}) before any step (stale recurrent state, recomputed masks or changed inputs)"
         )
     if flat["obs_saturation_max"] > options.saturation_warn:
         found.append(

@@ -8,7 +8,8 @@
 # the same RUNS_DIR continues the same runs: a study longer than one command's time limit is a few calls.
 # Every run is stopped with SIGINT at STUDY_S (it finishes its step and writes a checkpoint). OUT_DIR gets
 # gpu.txt, gpu_util.csv (utilisation every 5 s), the logs and study.tgz (run dirs without checkpoints).
-# Env: EPOCH_SAMPLES (host samples per env step, default 2500), PPO_SETS (extra --set for ppo_v2 runs).
+# Env: EPOCH_SAMPLES (host samples per env step, default 2500), PPO_SETS (extra --set for ppo_v2 runs),
+# EVAL=1 (then `esper eval` every run: one deterministic episode per env, held-out test accuracy, eval.json).
 set -uo pipefail
 out=${1:?output dir}; study_s=${2:?seconds}; runs=${3:-.study/runs}; tp_s=${4:-0}
 mkdir -p "$out" "$runs"
@@ -44,6 +45,11 @@ for name in "${!args[@]}"; do
   fi
 done
 wait "${pids[@]}"
+if [ "${EVAL:-0}" = 1 ]; then
+  for name in "${!args[@]}"; do esper eval "$runs/$name" > "$out/$name.eval.log" 2>&1 & done
+  wait
+  for name in "${!args[@]}"; do echo "== eval $name"; tail -n 2 "$out/$name.eval.log"; done
+fi
 kill "$monitor" 2>/dev/null
 for name in "${!args[@]}"; do echo "== $name"; tail -n 4 "$out/$name.log"; done
 tar -czf "$out/study.tgz" -C "$runs" --exclude checkpoints .

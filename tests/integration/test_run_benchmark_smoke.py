@@ -2,19 +2,15 @@
 
 from __future__ import annotations
 
-import importlib.util
 import json
-from pathlib import Path
 
 from click.testing import CliRunner
 
-SCRIPT = Path(__file__).resolve().parents[2] / "benchmarks" / "run_throughput.py"
+from benchmark_scripts import load_benchmark_script
 
 
 def test_throughput_benchmark_smoke(tmp_path):
-    spec = importlib.util.spec_from_file_location("run_throughput", SCRIPT)
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
+    module = load_benchmark_script("run_throughput")
     out = tmp_path / "throughput.json"
     args = ["--tiny", "--seconds", "1.5", "--device", "cpu", "--host", "tiny_cnn", "--policy", "random",
             "--set", "device.threads=1", "--out", str(out)]

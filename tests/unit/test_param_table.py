@@ -2,19 +2,16 @@
 
 from __future__ import annotations
 
-import importlib.util
 from pathlib import Path
 from types import ModuleType
+
+from benchmark_scripts import load_benchmark_script
 
 ROOT = Path(__file__).resolve().parents[2]
 
 
 def load_script() -> ModuleType:
-    spec = importlib.util.spec_from_file_location("param_table", ROOT / "benchmarks" / "param_table.py")
-    assert spec is not None and spec.loader is not None
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
+    return load_benchmark_script("param_table")
 
 
 def test_committed_parameter_table_is_current() -> None:

@@ -3,23 +3,17 @@ must be right on runs of different lengths."""
 
 from __future__ import annotations
 
-import importlib.util
 import json
 import math
 from pathlib import Path
 from types import ModuleType
 
+from benchmark_scripts import load_benchmark_script
+
 import pytest
 
-ROOT = Path(__file__).resolve().parents[2]
-
-
 def load_script() -> ModuleType:
-    spec = importlib.util.spec_from_file_location("study_report", ROOT / "benchmarks" / "study_report.py")
-    assert spec is not None and spec.loader is not None
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
+    return load_benchmark_script("study_report")
 
 
 def write_run(directory: Path, policy: str, accs_per_round: list[list[float]], with_policy_metrics: bool) -> Path:

@@ -9,7 +9,9 @@
 # Every run is stopped with SIGINT at STUDY_S (it finishes its step and writes a checkpoint). OUT_DIR gets
 # gpu.txt, gpu_util.csv (utilisation every 5 s), the logs and study.tgz (run dirs without checkpoints).
 # Env: EPOCH_SAMPLES (host samples per env step, default 2500), PPO_SETS (extra --set for ppo_v2 runs),
-# EVAL=1 (then `esper eval` every run: one deterministic episode per env, held-out test accuracy, eval.json).
+# EVAL=1 (then `esper eval` every run: one deterministic episode per env, held-out test accuracy, eval.json),
+# MATCHED_WIDTHS=9,18,38 (adds static-matched-s0: a static host that wide, e.g. as many parameters as a
+# grown one ends with; 9,18,38 gives 26,853 against 19,954 for the default 8,16,32).
 set -uo pipefail
 out=${1:?output dir}; study_s=${2:?seconds}; runs=${3:-.study/runs}; tp_s=${4:-0}
 mkdir -p "$out" "$runs"
@@ -29,6 +31,7 @@ declare -A args=(
   [heuristic-s0]="--policy heuristic --seed 0"
   [static-s0]="--policy static --seed 0"
 )
+[ -n "${MATCHED_WIDTHS:-}" ] && args[static-matched-s0]="--policy static --seed 0 --set host.options.widths=[$MATCHED_WIDTHS]"
 for name in "${!args[@]}"; do
   if compgen -G "$runs/$name/checkpoints/*.pt" > /dev/null; then
     echo "resuming $name"
@@ -38,10 +41,12 @@ for name in "${!args[@]}"; do
     echo "starting $name"
     extra=()
     [[ $name == ppo_v2* ]] && for s in "${ppo_sets[@]}"; do extra+=(--set "$s"); done
+    set -f  # ${args[$name]} is split into words on purpose; [9,18,38] must not glob
     # shellcheck disable=SC2086
     timeout -k 60 -s INT "$study_s" esper run "${common[@]}" ${args[$name]} "${extra[@]}" --name "$name" \
       >> "$out/$name.log" 2>&1 &
     pids+=($!)
+    set +f
   fi
 done
 wait "${pids[@]}"

@@ -19,6 +19,7 @@ from torch.nn.utils import get_total_norm
 from esper_core.alpha import AlphaSchedule, check_curve
 from esper_core.config import LifecycleConfig, TrainingConfig
 from esper_core.growth_optim import GrowthOptimizer
+from esper_core.host_contract import HostContractError, structural_problems
 from esper_core.lifecycle import (
     BadOpArgument,
     GateClosed,
@@ -115,10 +116,10 @@ class MorphogeneticModel(nn.Module):
         self.training_config = training
         self.nesterov = nesterov
         self.topology: str = getattr(host, "topology", "cnn")
+        problems = structural_problems(host)
+        if problems:
+            raise HostContractError(type(host).__name__, problems)
         points = tuple(host.slot_points())
-        missing = [p.name for p in points if p.name not in host.slots]
-        if missing:
-            raise ValueError(f"host declares slot points {missing} but has no entry for them in host.slots")
         device = host_placement(host).device
         for point in points:
             host.slots[point.name] = SeedSlot(point, device=device, proximal=training.seed_proximal)

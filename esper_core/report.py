@@ -11,6 +11,7 @@ from pathlib import Path
 from typing import Any
 
 from esper_core.progress import render_table
+from esper_core.report_policy import plot_policy_health, policy_health, render_policy_health
 from esper_core.rundir import RunDir, write_json_atomic
 from esper_core.telemetry import read_jsonl
 
@@ -56,6 +57,7 @@ def build_report(run: RunDir) -> dict[str, Any]:
         "action_mix": {op: n / total_ops for op, n in ops.most_common()} if total_ops else {},
         "blueprints": {name: dict(counts) for name, counts in sorted(per_blueprint.items())},
         "faults": faults,
+        "policy_health": policy_health(metrics),
     }
 
 
@@ -84,6 +86,8 @@ def render_report(report: dict[str, Any]) -> str:
         )
     if report["action_mix"]:
         parts.append("action mix: " + ", ".join(f"{op} {share:.1%}" for op, share in report["action_mix"].items()))
+    if report.get("policy_health"):
+        parts.append(render_policy_health(report["policy_health"]))
     parts.append(f"faults recovered: {report['faults']}")
     return "\n\n".join(parts)
 
@@ -112,4 +116,6 @@ def write_report(run: RunDir) -> tuple[dict[str, Any], list[Path], str | None]:
         figure.savefig(path, dpi=100)
         plt.close(figure)
         plots.append(path)
+    if report.get("policy_health"):
+        plots.append(plot_policy_health(report["policy_health"], run.report_dir / "policy_health.png", plt))
     return report, plots, None

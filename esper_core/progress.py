@@ -56,7 +56,7 @@ class Progress:
         env, timing = metrics.get("env", {}), metrics.get("timing", {})
         policy = metrics.get("policy", {})
         extra = ""
-        for key in ("policy_loss", "value_loss", "explained_variance", "grad_norm"):
+        for key in ("policy_loss", "value_loss", "explained_variance", "approx_kl", "grad_norm"):
             if isinstance(policy.get(key), (int, float)):
                 extra += f" | {key} {policy[key]:.3g}"
         self._write_line(
@@ -65,6 +65,8 @@ class Progress:
             f"germ {env.get('germinated', 0)} foss {env.get('fossilized', 0)} prune {env.get('pruned', 0)} | "
             f"{format_mix(env.get('action_mix', {}))}{extra}"
         )
+        for warning in policy.get("warnings", ()):  # what they mean: docs/ppo-diagnostics.md
+            self._write_line(f"  policy warning: {warning}")
 
     def table(self, header: Sequence[str], rows: Sequence[Sequence[Any]], title: str | None = None) -> None:
         self._write_line(render_table(header, rows, title))

@@ -10,7 +10,8 @@ METRICS = {
     "env": {"mean_final_val_acc": 0.5, "mean_return": 0.25, "germinated": 2, "fossilized": 1, "pruned": 0,
             "action_mix": {"WAIT": 0.75, "GERMINATE": 0.25, "PRUNE": 0.0}},
     "timing": {"env_steps_per_s": 3.0},
-    "policy": {"policy_loss": 0.1, "explained_variance": 0.2},
+    "policy": {"policy_loss": 0.1, "explained_variance": 0.2, "approx_kl": 0.0123,
+               "warnings": ["head_unchanged[blueprint]: ratio within [0.99, 1.01] on all 3 decision(s)"]},
 }
 
 
@@ -20,8 +21,10 @@ def test_plain_stream_gets_one_line_per_round_and_no_step_lines():
     progress.step(1, 3, 1, 10, 2.0, 0.4, {"WAIT": 1.0})
     progress.round_done(1, 3, METRICS)
     lines = stream.getvalue().splitlines()
-    assert len(lines) == 1 and lines[0].startswith("round 1/3")
+    assert len(lines) == 2 and lines[0].startswith("round 1/3")
     assert "WAIT 75% GERMINATE 25%" in lines[0] and "PRUNE" not in lines[0] and "explained_variance 0.2" in lines[0]
+    assert "approx_kl 0.0123" in lines[0]
+    assert lines[1] == "  policy warning: head_unchanged[blueprint]: ratio within [0.99, 1.01] on all 3 decision(s)"
 
 
 def test_live_stream_rewrites_the_step_line_and_closes_it_before_notices():

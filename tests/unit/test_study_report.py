@@ -65,3 +65,15 @@ def test_markdown_handles_a_policy_without_update_metrics_and_a_one_episode_wind
 
 def test_rolling_mean_starts_at_the_first_round() -> None:
     assert load_script().rolling([1.0, 3.0, 5.0, 7.0], 2) == [1.0, 2.0, 4.0, 6.0]
+
+
+def test_main_writes_summary_table_and_plot(tmp_path: Path) -> None:
+    pytest.importorskip("matplotlib")
+    script = load_script()
+    runs = [write_run(tmp_path / name, name, [[0.2, 0.4], [0.5, 0.5]], name == "ppo") for name in ("ppo", "static")]
+    out = tmp_path / "out"
+    script.main([str(out), *map(str, runs), "--window", "1"])
+    rows = json.loads((out / "summary.json").read_text())
+    assert [r["run"] for r in rows] == ["ppo", "static"] and rows[0]["last"]["final_val_acc"]["mean"] == 0.5
+    assert "| static | 2 | 0.300 ± 0.100 | 0.500 ± 0.000 |" in (out / "table.md").read_text()
+    assert (out / "curves.png").stat().st_size > 0

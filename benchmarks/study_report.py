@@ -17,7 +17,8 @@ import sys
 from pathlib import Path
 from typing import Any, Sequence
 
-HEADS = ("op", "slot", "blueprint", "style", "tempo", "alpha_target", "alpha_speed", "alpha_curve")
+from esper_core.ops import HEADS
+
 
 
 def _lines(path: Path) -> list[dict[str, Any]]:

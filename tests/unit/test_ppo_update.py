@@ -10,10 +10,12 @@ import pytest
 import torch
 
 from esper_core.advantages import clipped_surrogate, joint_log_ratio
+from esper_core.config import PPOConfig
 from esper_core.masks import compute_action_masks, mask_inputs_from_observations
 from esper_core.ops import HEADS, Op
 from esper_core.records import DecodedAction
 from esper_core.rollout import RolloutBuffer, RolloutError
+from esper_policies.ppo_v2.diagnostics import REPLAY_TOLERANCE, REPLAY_TOLERANCE_BF16, replay_tolerance
 from esper_policies.ppo_v2.update import prepare_inputs
 from ppo_builders import games, head_parameters, policy, rollout, tiny_ppo
 from slot_game import LIFECYCLE, SlotGame, play_round
@@ -82,8 +84,6 @@ def test_reported_joint_kl_is_the_post_update_kl_not_the_in_step_one() -> None:
 def test_replay_tolerance_follows_the_precision_the_policy_runs_in() -> None:
     """bf16 replay legitimately drifts ~1e-2 (measured on an H100), so only CUDA + bf16 gets the looser
     limit; bf16 is ignored on the CPU (no autocast there) and float32 keeps the tight one."""
-    from esper_policies.ppo_v2.diagnostics import REPLAY_TOLERANCE, REPLAY_TOLERANCE_BF16, replay_tolerance
-
     assert replay_tolerance(True, torch.device("cuda", 0)) == REPLAY_TOLERANCE_BF16
     assert replay_tolerance(True, torch.device("cpu")) == REPLAY_TOLERANCE
     assert replay_tolerance(False, torch.device("cuda", 0)) == REPLAY_TOLERANCE
@@ -93,8 +93,6 @@ def test_replay_tolerance_follows_the_precision_the_policy_runs_in() -> None:
 
 
 def test_policy_runs_in_float32_unless_bf16_is_asked_for() -> None:
-    from esper_core.config import PPOConfig
-
     assert PPOConfig().bf16 is False
 
 
@@ -242,8 +240,6 @@ def test_replay_at_default_widths_on_cuda_passes_fresh_and_flags_stale_state(bf1
     """At the real widths (512) a correct rollout passes each precision's own limit; in float32 a stale
     recurrent state is caught even in a fresh net (H100: fresh 1.3e-6, stale 1.5e-2). Under bf16 the same
     stale state is below the coarse bf16 limit (fresh 2.8e-5, stale 1.6e-2), so only the pass is checked."""
-    from esper_core.config import PPOConfig
-
     p = policy(ppo=attrs.evolve(PPOConfig(), bf16=bf16), device="cuda")
     fresh = p.update(rollout(p))
     assert not [w for w in fresh["warnings"] if w.startswith("replay_mismatch")], fresh["warnings"]

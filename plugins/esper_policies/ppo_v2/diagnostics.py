@@ -20,7 +20,7 @@ from esper_core.masks import head_relevance
 from esper_core.ops import HEADS, Op
 
 from esper_policies.ppo_v2.options import PPOV2Options
-from esper_policies.ppo_v2.update import LOG_RATIO_LIMIT, Evaluation, TrainStats, UpdateInputs
+from esper_policies.ppo_v2.update import LOG_RATIO_LIMIT, Evaluation, TrainStats, UpdateInputs, runs_in_bf16
 
 #: Joint KL below this after an update means the policy did not move (DESIGN-NOTES: KL ~ 1e-9 in the
 #: collapsed run; healthy is 1e-2 to 5e-2).
@@ -37,7 +37,7 @@ REPLAY_TOLERANCE_BF16 = 3e-2
 
 def replay_tolerance(bf16: bool, device: torch.device) -> float:
     """How far replayed log-probs may drift from the stored ones before ``replay_mismatch`` warns."""
-    return REPLAY_TOLERANCE_BF16 if bf16 and device.type == "cuda" else REPLAY_TOLERANCE
+    return REPLAY_TOLERANCE_BF16 if runs_in_bf16(device, bf16) else REPLAY_TOLERANCE
 
 
 def _masked_mean(values: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:

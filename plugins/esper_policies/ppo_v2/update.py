@@ -131,8 +131,13 @@ class TrainStats:
     replay_error: torch.Tensor
 
 
+def runs_in_bf16(device: torch.device, bf16: bool) -> bool:
+    """``ppo.bf16`` takes effect on CUDA only (no autocast elsewhere)."""
+    return bf16 and device.type == "cuda"
+
+
 def autocast_context(device: torch.device, bf16: bool) -> Any:
-    if bf16 and device.type == "cuda":
+    if runs_in_bf16(device, bf16):
         return torch.autocast(device_type="cuda", dtype=torch.bfloat16)
     return contextlib.nullcontext()
 

@@ -19,12 +19,12 @@ from typing import Callable
 import click
 import torch
 
-from esper_core.actions import ActionSpace
+from esper_core.rl.actions import ActionSpace
 from esper_core.config import LifecycleConfig, PPOConfig
-from esper_core.masks import compute_action_masks, mask_inputs_from_observations
+from esper_core.rl.masks import compute_action_masks, mask_inputs_from_observations
 from esper_core.ops import Op
 from esper_core.records import EnvObservation, SlotSummary
-from esper_core.sampling import evaluate_actions, sample_actions
+from esper_core.rl.sampling import evaluate_actions, sample_actions
 from esper_core.stages import SeedStage
 
 

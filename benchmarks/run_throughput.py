@@ -29,13 +29,13 @@ import click
 import torch
 import torch.nn.functional as F
 
-from esper_core.cli_common import parse_assignment
-from esper_core.config_loading import deep_merge, load_config
-from esper_core.env import autocast_context
+from esper_core.cli.options import parse_assignment
+from esper_core.config.loading import deep_merge, load_config
+from esper_core.run.env import autocast_context
 from esper_core.plugins import load_registry
-from esper_core.progress import Progress
-from esper_core.run_setup import resolve_devices, resolve_task, structure
-from esper_core.runner import Runner
+from esper_core.run.progress import Progress
+from esper_core.run.setup import resolve_devices, resolve_task, structure
+from esper_core.run.runner import Runner
 
 #: Sizes for a CPU smoke test: seconds, not minutes.
 TINY: dict[str, Any] = {

@@ -41,5 +41,5 @@ RELEVANT_HEADS: dict[Op, frozenset[str]] = {
 #: Alpha speeds: name -> epochs a retarget or a prune fade takes (0 = applied at once).
 ALPHA_SPEEDS: dict[str, int] = {"instant": 0, "fast": 2, "medium": 4, "slow": 8}
 
-#: Alpha curves, in head order. Their shapes live in esper_core.alpha.
+#: Alpha curves, in head order. Their shapes live in esper_core.growth.alpha.
 ALPHA_CURVES: tuple[str, ...] = ("linear", "cosine", "sigmoid_gentle", "sigmoid", "sigmoid_sharp")

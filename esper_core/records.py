@@ -134,13 +134,13 @@ class RewardInputs:
 class PolicyContext:
     """What a policy factory gets: the action space, sizes and the core config sections it may use."""
 
-    space: Any  # esper_core.actions.ActionSpace
+    space: Any  # esper_core.rl.actions.ActionSpace
     n_envs: int
     episode_length: int
     device: torch.device
     seed: int
-    ppo: Any  # esper_core.config.PPOConfig
-    lifecycle: Any  # esper_core.config.LifecycleConfig
+    ppo: Any  # esper_core.config.sections.PPOConfig
+    lifecycle: Any  # esper_core.config.sections.LifecycleConfig
 
 
 @attrs.frozen(kw_only=True, eq=False)

@@ -29,7 +29,7 @@ def esper_registry_factory() -> Callable[..., Any]:
     ``builtins=False`` leaves esper's built-in plugins out; ``strict=False`` reports a broken plugin in
     ``registry.broken`` instead of raising ``PluginLoadError``.
     """
-    from esper_core.plugins import registry_from_plugins  # late: loading pytest plugins must stay cheap
+    from esper_core.plugins.loader import registry_from_plugins  # late: loading pytest plugins must stay cheap
 
     def factory(*plugins: object, builtins: bool = True, strict: bool = True) -> Any:
         return registry_from_plugins(*plugins, builtins=builtins, strict=strict)

@@ -13,8 +13,8 @@ from hypothesis import strategies as st
 from torch import nn
 
 from esper_core.config import LifecycleConfig, TrainingConfig
-from esper_core.lifecycle import LifecycleError, germination_allowed, legal_ops_for_slot
-from esper_core.model import MorphogeneticModel
+from esper_core.growth.lifecycle import LifecycleError, germination_allowed, legal_ops_for_slot
+from esper_core.growth.model import MorphogeneticModel
 from esper_core.ops import ALPHA_CURVES, ALPHA_SPEEDS, Op
 from esper_core.records import SlotPoint, StageTransition
 from esper_core.specs import BlendStyleSpec, BlueprintSpec

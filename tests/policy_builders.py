@@ -6,7 +6,7 @@ from typing import Sequence
 
 import torch
 
-from esper_core.actions import ActionSpace
+from esper_core.rl.actions import ActionSpace
 from esper_core.config import LifecycleConfig, PPOConfig
 from esper_core.records import EnvObservation, PolicyContext, SlotSummary
 from esper_core.stages import SeedStage

@@ -1,7 +1,7 @@
 """A tiny deterministic "slot game": the env contract as a policy sees it, with no neural host.
 
 It produces ``EnvObservation``s with slot summaries, accepts ``DecodedAction``s, and follows the same
-lifecycle rules (``esper_core.lifecycle`` gates: an illegal action raises, it is never converted), so the
+lifecycle rules (``esper_core.growth.lifecycle`` gates: an illegal action raises, it is never converted), so the
 shared masks apply unchanged. The game:
 
 - Each episode draws a context k in {0, 1, 2}, visible as the observation's train accuracy (0.2/0.5/0.8).
@@ -26,13 +26,13 @@ from typing import Any, Sequence
 import attrs
 import torch
 
-from esper_core.actions import ActionSpace
+from esper_core.rl.actions import ActionSpace
 from esper_core.config import LifecycleConfig, PPOConfig
-from esper_core.lifecycle import germination_refusal, op_refusal
-from esper_core.masks import compute_action_masks, mask_inputs_from_observations
+from esper_core.growth.lifecycle import germination_refusal, op_refusal
+from esper_core.rl.masks import compute_action_masks, mask_inputs_from_observations
 from esper_core.ops import ALPHA_SPEEDS, HEADS, Op
 from esper_core.records import DecodedAction, EnvObservation, PolicyContext, SlotSummary
-from esper_core.rollout import RolloutBuffer
+from esper_core.rl.rollout import RolloutBuffer
 from esper_core.stages import SeedStage
 
 SLOTS = ("s0", "s1")

@@ -11,7 +11,7 @@ from typing import Sequence
 import torch
 from hypothesis import strategies as st
 
-from esper_core.actions import ActionSpace
+from esper_core.rl.actions import ActionSpace
 from esper_core.config import LifecycleConfig
 from esper_core.ops import ALPHA_CURVES, ALPHA_SPEEDS, HEADS, Op
 from esper_core.records import EnvObservation, SlotSummary

@@ -20,7 +20,7 @@ import attrs
 import torch
 from attrs import validators as v
 
-from esper_core.masks import MaskInputs, canonicalise_actions, compute_action_masks, mask_inputs_from_observations
+from esper_core.rl.masks import MaskInputs, canonicalise_actions, compute_action_masks, mask_inputs_from_observations
 from esper_core.ops import HEADS, Op
 from esper_core.records import DecodedAction, EnvObservation, PolicyContext, PolicyOutput, SlotSummary
 from esper_core.specs import PolicySpec

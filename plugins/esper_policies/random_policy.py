@@ -11,9 +11,9 @@ from typing import Any, Sequence
 
 import torch
 
-from esper_core.masks import mask_inputs_from_observations
+from esper_core.rl.masks import mask_inputs_from_observations
 from esper_core.records import EnvObservation, PolicyContext, PolicyOutput
-from esper_core.sampling import sample_actions
+from esper_core.rl.sampling import sample_actions
 from esper_core.specs import NoOptions, PolicySpec
 from esper_policies.non_learning import NonLearningPolicy
 

@@ -10,7 +10,7 @@ from typing import Any, Sequence
 
 import torch
 
-from esper_core.masks import canonicalise_actions, mask_inputs_from_observations
+from esper_core.rl.masks import canonicalise_actions, mask_inputs_from_observations
 from esper_core.ops import HEADS
 from esper_core.records import EnvObservation, PolicyContext, PolicyOutput
 from esper_core.specs import NoOptions, PolicySpec

@@ -20,9 +20,9 @@ from typing import Iterator
 import pytest
 import torch
 
-from esper_core.actions import ActionSpace
+from esper_core.rl.actions import ActionSpace
 from esper_core.config import ActionsConfig, LifecycleConfig, TrainingConfig
-from esper_core.model import MorphogeneticModel
+from esper_core.growth.model import MorphogeneticModel
 from esper_core.plugins import load_registry
 from esper_core.records import TaskInfo
 from esper_core.stages import SeedStage

@@ -18,7 +18,7 @@ from torch import nn
 from esper_blends.styles import BUILTIN_STYLES
 from esper_blueprints.catalogue import BUILTIN_BLUEPRINTS
 from esper_core.config import LifecycleConfig, TrainingConfig
-from esper_core.model import MorphogeneticModel
+from esper_core.growth.model import MorphogeneticModel
 from esper_core.plugins import load_registry
 from esper_core.records import TaskInfo
 from esper_core.stages import SeedStage

@@ -13,7 +13,7 @@ import torch
 from esper_blends.styles import BUILTIN_STYLES
 from esper_blueprints.catalogue import BUILTIN_BLUEPRINTS
 from esper_core.config import LifecycleConfig, TrainingConfig
-from esper_core.model import MorphogeneticModel
+from esper_core.growth.model import MorphogeneticModel
 from esper_core.records import TaskInfo
 from esper_hosts.resnet import IMPAIRED_SPEC, RESNET_SPEC
 from esper_hosts.tiny_cnn import SPEC as TINY_SPEC

@@ -5,13 +5,13 @@ from __future__ import annotations
 
 import math
 
-from esper_core.config_loading import load_config
+from esper_core.config.loading import load_config
 from esper_core.hookspecs import hookimpl
 from esper_core.plugins import registry_from_plugins
-from esper_core.rundir import RunDir
-from esper_core.runner import Runner
+from esper_core.run.rundir import RunDir
+from esper_core.run.runner import Runner
 from esper_core.specs import BlueprintSpec
-from esper_core.telemetry import read_jsonl
+from esper_core.run.telemetry import read_jsonl
 from run_configs import BUSY_HEURISTIC, SMALL
 from run_fakes import NanSeed
 

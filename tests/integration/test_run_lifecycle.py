@@ -9,9 +9,9 @@ from collections import Counter
 import pytest
 from click.testing import CliRunner
 
-from esper_core.checkpoint import latest_checkpoint, load_checkpoint
+from esper_core.run.checkpoint import latest_checkpoint, load_checkpoint
 from esper_core.cli import main
-from esper_core.telemetry import read_jsonl
+from esper_core.run.telemetry import read_jsonl
 from run_configs import BUSY_HEURISTIC, write_config
 
 

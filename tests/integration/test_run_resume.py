@@ -7,14 +7,14 @@ from __future__ import annotations
 import pytest
 from click.testing import CliRunner
 
-from esper_core.checkpoint import CheckpointMismatchError, latest_checkpoint, load_checkpoint
+from esper_core.run.checkpoint import CheckpointMismatchError, latest_checkpoint, load_checkpoint
 from esper_core.cli import main
-from esper_core.cli_run import config_from_checkpoint
+from esper_core.cli.run import config_from_checkpoint
 from esper_core.hookspecs import hookimpl
 from esper_core.plugins import registry_from_plugins
-from esper_core.runner import Runner
+from esper_core.run.runner import Runner
 from esper_core.specs import BlueprintSpec
-from esper_core.telemetry import read_jsonl
+from esper_core.run.telemetry import read_jsonl
 from run_configs import SMALL_PPO, reproducible, write_config
 from run_fakes import ConvSeed
 

@@ -13,9 +13,9 @@ from pathlib import Path
 
 from click.testing import CliRunner
 
-from esper_core.checkpoint import latest_checkpoint, list_checkpoints, load_checkpoint
+from esper_core.run.checkpoint import latest_checkpoint, list_checkpoints, load_checkpoint
 from esper_core.cli import main
-from esper_core.telemetry import read_jsonl
+from esper_core.run.telemetry import read_jsonl
 from run_configs import write_config
 
 #: Enough rounds that the run is still going when the signal arrives; each round is short.

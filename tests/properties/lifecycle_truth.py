@@ -1,7 +1,7 @@
 """The lifecycle rules as plain Python over SlotSummary values: the truth the tensor masks are checked
-against. Written from docs/design/contracts.md ("Lifecycle semantics"), independently of esper_core.masks.
+against. Written from docs/design/contracts.md ("Lifecycle semantics"), independently of esper_core.rl.masks.
 
-When ``esper_core.lifecycle`` provides ``legal_ops_for_slot`` / ``germination_allowed``, those are used
+When ``esper_core.growth.lifecycle`` provides ``legal_ops_for_slot`` / ``germination_allowed``, those are used
 (they are the executor's own gates); this reference stays for the topology checks the lifecycle module
 does not know about, and its agreement with the lifecycle module is itself tested.
 """
@@ -10,7 +10,7 @@ from __future__ import annotations
 
 from typing import Callable, Sequence
 
-from esper_core.actions import NOOP_BLUEPRINT, ActionSpace
+from esper_core.rl.actions import NOOP_BLUEPRINT, ActionSpace
 from esper_core.config import LifecycleConfig
 from esper_core.ops import Op
 from esper_core.records import DecodedAction, EnvObservation, SlotSummary
@@ -64,7 +64,7 @@ def lifecycle_functions() -> tuple[
 ]:
     """The lifecycle module's gates when it exists, else the reference above."""
     try:
-        from esper_core.lifecycle import germination_allowed, legal_ops_for_slot  # type: ignore[attr-defined]
+        from esper_core.growth.lifecycle import germination_allowed, legal_ops_for_slot  # type: ignore[attr-defined]
     except ImportError:
         return reference_legal_ops_for_slot, reference_germination_allowed
 

@@ -4,7 +4,7 @@ envs apart. Checked against a scalar reference and by perturbation."""
 import torch
 from hypothesis import given, strategies as st
 
-from esper_core.advantages import gae
+from esper_core.rl.advantages import gae
 from strategies import generator
 
 

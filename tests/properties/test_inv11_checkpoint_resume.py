@@ -11,14 +11,14 @@ import pytest
 import torch
 from hypothesis import given, settings, strategies as st
 
-from esper_core.checkpoint import load_checkpoint, save_checkpoint
+from esper_core.run.checkpoint import load_checkpoint, save_checkpoint
 from esper_core.config import (
     ActionsConfig, DeviceConfig, EsperConfig, HostConfig, LifecycleConfig, PolicyConfig, RewardConfig, RunConfig,
     TaskConfig, TrainingConfig,
 )
-from esper_core.rundir import RunDir
-from esper_core.runner import Runner
-from esper_core.telemetry import WALL_CLOCK_EVENTS, read_jsonl
+from esper_core.run.rundir import RunDir
+from esper_core.run.runner import Runner
+from esper_core.run.telemetry import WALL_CLOCK_EVENTS, read_jsonl
 from run_fakes import POLICIES, RunnerRegistry
 
 

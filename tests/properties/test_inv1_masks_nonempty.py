@@ -4,7 +4,7 @@ heads keep the mask they would have if relevant."""
 import torch
 from hypothesis import given, strategies as st
 
-from esper_core.masks import (
+from esper_core.rl.masks import (
     blueprint_mask,
     compute_action_masks,
     mask_inputs_from_observations,
@@ -13,7 +13,7 @@ from esper_core.masks import (
     style_mask,
 )
 from esper_core.ops import HEADS, Op
-from esper_core.sampling import sample_actions
+from esper_core.rl.sampling import sample_actions
 from strategies import head_floors, head_logits, rl_setups
 
 

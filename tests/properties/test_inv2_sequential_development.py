@@ -3,7 +3,7 @@ RESETTING, or no slot is DORMANT, or the seed limit is reached; and only then (o
 
 from hypothesis import given
 
-from esper_core.masks import mask_inputs_from_observations, op_mask
+from esper_core.rl.masks import mask_inputs_from_observations, op_mask
 from esper_core.ops import Op
 from esper_core.stages import LIVE_SEED_STAGES, SeedStage
 from lifecycle_truth import legal_ops_in_env, slot_can_host

@@ -5,11 +5,11 @@ import pytest
 import torch
 from hypothesis import given, strategies as st
 
-from esper_core.actions import ActionSpace
-from esper_core.masks import mask_inputs_from_observations
+from esper_core.rl.actions import ActionSpace
+from esper_core.rl.masks import mask_inputs_from_observations
 from esper_core.ops import ALPHA_CURVES, ALPHA_SPEEDS, HEADS, Op
 from esper_core.records import EnvObservation
-from esper_core.sampling import sample_actions
+from esper_core.rl.sampling import sample_actions
 from strategies import lifecycle_configs
 
 lifecycle_strategies = pytest.importorskip("lifecycle_strategies")

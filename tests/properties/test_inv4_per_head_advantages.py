@@ -7,8 +7,8 @@ esper_core.ops.RELEVANT_HEADS, so a change to either is caught."""
 import torch
 from hypothesis import given, strategies as st
 
-from esper_core.advantages import per_head_advantages
-from esper_core.masks import head_relevance
+from esper_core.rl.advantages import per_head_advantages
+from esper_core.rl.masks import head_relevance
 from esper_core.ops import HEADS, Op
 from lifecycle_truth import EXPECTED_RELEVANT
 from strategies import generator

@@ -6,7 +6,7 @@ import math
 import torch
 from hypothesis import given, strategies as st
 
-from esper_core.advantages import clipped_surrogate, joint_log_ratio
+from esper_core.rl.advantages import clipped_surrogate, joint_log_ratio
 from esper_core.ops import HEADS, Op
 from strategies import generator
 from lifecycle_truth import EXPECTED_RELEVANT

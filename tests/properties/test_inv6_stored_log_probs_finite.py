@@ -6,11 +6,11 @@ import math
 import torch
 from hypothesis import given, strategies as st
 
-from esper_core.distributions import MaskedCategorical
-from esper_core.masks import mask_inputs_from_observations
+from esper_core.rl.distributions import MaskedCategorical
+from esper_core.rl.masks import mask_inputs_from_observations
 from esper_core.ops import HEADS
-from esper_core.rollout import RolloutBuffer
-from esper_core.sampling import evaluate_actions, sample_actions
+from esper_core.rl.rollout import RolloutBuffer
+from esper_core.rl.sampling import evaluate_actions, sample_actions
 from strategies import (
     action_spaces,
     bool_masks,

@@ -4,10 +4,10 @@ term gives every head's parameters gradient, even in a batch where the head is n
 import torch
 from hypothesis import given, strategies as st
 
-from esper_core.distributions import MaskedCategorical
-from esper_core.masks import head_relevance
+from esper_core.rl.distributions import MaskedCategorical
+from esper_core.rl.masks import head_relevance
 from esper_core.ops import HEADS, Op
-from esper_core.sampling import evaluate_actions
+from esper_core.rl.sampling import evaluate_actions
 from strategies import action_spaces, bool_masks, floors_for, generator, head_floors, logit_tensors
 
 

@@ -4,7 +4,7 @@ and the valid probabilities sum to 1; sampling and log_prob use that same floore
 import torch
 from hypothesis import given, strategies as st
 
-from esper_core.distributions import MaskedCategorical
+from esper_core.rl.distributions import MaskedCategorical
 from strategies import bool_masks, floors_for, generator, logit_tensors
 
 

@@ -22,13 +22,13 @@ import torch
 from hypothesis import event, given, strategies as st
 
 from esper_core.config import LifecycleConfig
-from esper_core.lifecycle import (
+from esper_core.growth.lifecycle import (
     TRANSITIONS,
     LifecycleError,
     germination_allowed,
     legal_ops_for_slot,
 )
-from esper_core.model import MorphogeneticModel
+from esper_core.growth.model import MorphogeneticModel
 from esper_core.ops import ALPHA_SPEEDS, Op
 from esper_core.stages import SeedStage as S
 from lifecycle_strategies import (

@@ -5,12 +5,12 @@ import pytest
 import torch
 from hypothesis import given
 
-from esper_core.masks import mask_inputs_from_observations, slot_op_legality
+from esper_core.rl.masks import mask_inputs_from_observations, slot_op_legality
 from esper_core.ops import Op
 from lifecycle_truth import reference_germination_allowed, reference_legal_ops_for_slot
 from strategies import action_spaces, rl_setups
 
-lifecycle_module = pytest.importorskip("esper_core.lifecycle")
+lifecycle_module = pytest.importorskip("esper_core.growth.lifecycle")
 
 
 @given(rl_setups(spaces=action_spaces(fully_supported=True)))

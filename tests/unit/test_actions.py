@@ -6,7 +6,7 @@ import attrs
 import pytest
 import torch
 
-from esper_core.actions import NOOP_BLUEPRINT, ActionSpace
+from esper_core.rl.actions import NOOP_BLUEPRINT, ActionSpace
 from esper_core.config import ActionsConfig
 from esper_core.ops import ALPHA_CURVES, ALPHA_SPEEDS, HEADS, Op
 from esper_core.records import DecodedAction

@@ -3,7 +3,7 @@
 import pytest
 import torch
 
-from esper_core.advantages import (
+from esper_core.rl.advantages import (
     clipped_surrogate,
     gae,
     joint_log_ratio,

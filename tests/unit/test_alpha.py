@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 from hypothesis import given, strategies as st
 
-from esper_core.alpha import AlphaSchedule, curve_value
+from esper_core.growth.alpha import AlphaSchedule, curve_value
 from esper_core.ops import ALPHA_CURVES
 
 unit = st.floats(0.0, 1.0, allow_nan=False)

@@ -8,7 +8,7 @@ import numpy as np
 import pytest
 import torch
 
-from esper_core.checkpoint import (
+from esper_core.run.checkpoint import (
     CheckpointError,
     CheckpointMismatchError,
     capture_rng_state,

@@ -11,9 +11,9 @@ import pytest
 from click.testing import CliRunner
 
 from esper_core.cli import main
-from esper_core.cli_common import config_from_params, overrides_from_cli, parse_assignment, parse_value
-from esper_core.config_loading import config_to_dict, load_config
-from esper_core.presets import PRESETS
+from esper_core.cli.options import config_from_params, overrides_from_cli, parse_assignment, parse_value
+from esper_core.config.loading import config_to_dict, load_config
+from esper_core.config.presets import PRESETS
 
 
 def _show(*args: str):

@@ -8,8 +8,8 @@ from click.testing import CliRunner
 from plugin_dists import BLUEPRINT_PLUGIN, RAISES_ON_IMPORT, PluginSite, plugin_site  # noqa: F401
 
 from esper_core.cli import main
-from esper_core.cli_plugins import render_table
-from esper_core.registry import PluginInfo
+from esper_core.cli.plugins import render_table
+from esper_core.plugins.registry import PluginInfo
 
 
 def _site_with_a_broken_and_a_good_plugin(site: PluginSite) -> None:

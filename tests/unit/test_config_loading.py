@@ -11,8 +11,8 @@ import pytest
 from attrs import validators as v
 
 from esper_core.config import EsperConfig, LifecycleConfig, PPOConfig, SettingError
-from esper_core.config_loading import ConfigError, config_to_dict, load_config, structure_options
-from esper_core.presets import PRESETS
+from esper_core.config.loading import ConfigError, config_to_dict, load_config, structure_options
+from esper_core.config.presets import PRESETS
 from esper_core.specs import NoOptions, PolicySpec
 
 

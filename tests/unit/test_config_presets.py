@@ -7,8 +7,8 @@ from collections.abc import Mapping
 import pytest
 
 from esper_core.config import EsperConfig
-from esper_core.config_loading import load_config
-from esper_core.presets import PRESET_CHOICES, PRESETS, UnknownPresetError, preset_overrides, resolve_preset
+from esper_core.config.loading import load_config
+from esper_core.config.presets import PRESET_CHOICES, PRESETS, UnknownPresetError, preset_overrides, resolve_preset
 
 
 def test_auto_picks_cpu_quick_without_cuda_and_gpu_with_it() -> None:

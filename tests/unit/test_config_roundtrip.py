@@ -11,7 +11,7 @@ from typing import Any
 from hypothesis import given
 from hypothesis import strategies as st
 
-from esper_core.cli_config import to_toml
+from esper_core.cli.config import to_toml
 from esper_core.config import (
     ActionsConfig,
     DeviceConfig,
@@ -23,9 +23,9 @@ from esper_core.config import (
     RunConfig,
     TrainingConfig,
 )
-from esper_core.config_loading import config_to_dict, load_config
+from esper_core.config.loading import config_to_dict, load_config
 from esper_core.ops import ALPHA_CURVES, HEADS
-from esper_core.presets import PRESETS
+from esper_core.config.presets import PRESETS
 
 names = st.text(alphabet="abcdefghijklmnopqrstuvwxyz_0123456789", min_size=1, max_size=12)
 fractions = st.floats(0.0, 0.99, allow_nan=False)

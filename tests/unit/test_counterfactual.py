@@ -5,8 +5,8 @@ from __future__ import annotations
 import pytest
 import torch
 
-from esper_core.alpha import AlphaSchedule
-from esper_core.counterfactual import SlotContribution, contributions, measured_slots
+from esper_core.growth.alpha import AlphaSchedule
+from esper_core.growth.counterfactual import SlotContribution, contributions, measured_slots
 from esper_core.stages import SeedStage as S
 from lifecycle_strategies import CLASSES, IMAGE, batch, make_model, train_step
 

@@ -5,7 +5,7 @@ import math
 import pytest
 import torch
 
-from esper_core.distributions import INVALID_LOGIT, MaskedCategorical
+from esper_core.rl.distributions import INVALID_LOGIT, MaskedCategorical
 
 
 def test_masked_softmax_values():

@@ -8,7 +8,7 @@ import pytest
 import torch
 
 from esper_core.config import EsperConfig, LifecycleConfig, RunConfig, TrainingConfig
-from esper_core.env import IllegalActionError, MorphogenesisEnv
+from esper_core.run.env import IllegalActionError, MorphogenesisEnv
 from esper_core.ops import Op
 from esper_core.records import DecodedAction
 from esper_core.stages import SeedStage

@@ -9,7 +9,7 @@ import pytest
 import torch
 
 from esper_core.config import TrainingConfig
-from esper_core.growth_optim import GrowthOptimizer
+from esper_core.growth.optimizer import GrowthOptimizer
 from lifecycle_strategies import FAST_LIFECYCLE, batch, make_model, train_step
 
 

@@ -9,9 +9,9 @@ from torch import nn
 
 from esper_core.config import LifecycleConfig, TrainingConfig
 from esper_core.host_contract import HostContractError, assert_host_contract, host_contract_problems
-from esper_core.model import MorphogeneticModel
+from esper_core.growth.model import MorphogeneticModel
 from esper_core.records import SlotPoint, TaskInfo
-from esper_core.run_setup import slot_layout
+from esper_core.run.setup import slot_layout
 from esper_core.specs import HostSpec, NoOptions
 from esper_hosts.resnet import IMPAIRED_SPEC, RESNET_SPEC
 from esper_hosts.tiny_cnn import SPEC as TINY_SPEC

@@ -6,7 +6,7 @@ import pytest
 import torch
 from torch import nn
 
-from esper_core.config_loading import ConfigError, structure_options
+from esper_core.config.loading import ConfigError, structure_options
 from esper_core.host_contract import assert_host_contract
 from esper_core.protocols import Host
 from esper_core.records import SlotPoint, TaskInfo

@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 
 from esper_core.config import LifecycleConfig
-from esper_core.lifecycle import (
+from esper_core.growth.lifecycle import (
     TRANSITIONS,
     IllegalTransition,
     LifecycleError,

@@ -3,9 +3,9 @@
 import pytest
 import torch
 
-from esper_core.actions import ActionSpace
+from esper_core.rl.actions import ActionSpace
 from esper_core.config import LifecycleConfig
-from esper_core.masks import (
+from esper_core.rl.masks import (
     MaskInputs,
     blueprint_mask,
     canonicalise_actions,

@@ -11,11 +11,11 @@ import torch
 from torch import nn
 
 from esper_core.config import LifecycleConfig
-from esper_core.lifecycle import BadOpArgument, GateClosed, LifecycleError, SeedShapeError
-from esper_core.model import MorphogeneticModel
+from esper_core.growth.lifecycle import BadOpArgument, GateClosed, LifecycleError, SeedShapeError
+from esper_core.growth.model import MorphogeneticModel
 from esper_core.ops import Op
 from esper_core.records import DecodedAction, SlotPoint, StageTransition
-from esper_core.slot import SeedSlot
+from esper_core.growth.slot import SeedSlot
 from esper_core.stages import SeedStage as S
 from lifecycle_strategies import (
     BAD_BLUEPRINTS,

@@ -8,7 +8,7 @@ import pytest
 import torch
 from torch import nn
 
-from esper_core.counterfactual import contributions
+from esper_core.growth.counterfactual import contributions
 from esper_core.stages import SeedStage as S
 from lifecycle_strategies import CLASSES, IMAGE, batch, make_model
 

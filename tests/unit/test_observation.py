@@ -11,7 +11,7 @@ import torch
 from hypothesis import given
 from hypothesis import strategies as st
 
-from esper_core.observation import ObservationEncoder, RunningNormaliser
+from esper_core.rl.observation import ObservationEncoder, RunningNormaliser
 from esper_core.ops import Op
 from esper_core.stages import SeedStage
 from policy_builders import BLUEPRINTS, LIFECYCLE, SLOTS, env, seed_slot, space

@@ -10,7 +10,7 @@ import torch
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from esper_core.masks import compute_action_masks, mask_inputs_from_observations
+from esper_core.rl.masks import compute_action_masks, mask_inputs_from_observations
 from esper_core.ops import HEADS, Op
 from esper_core.protocols import Policy
 from esper_core.specs import NoOptions

@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 import torch
 
-from esper_core.masks import compute_action_masks, mask_inputs_from_observations
+from esper_core.rl.masks import compute_action_masks, mask_inputs_from_observations
 from esper_core.ops import HEADS
 from esper_core.protocols import Policy
 from esper_policies.ppo_v2 import SPEC, PPOV2Options, PPOV2Policy

@@ -9,12 +9,12 @@ import attrs
 import pytest
 import torch
 
-from esper_core.advantages import clipped_surrogate, joint_log_ratio
+from esper_core.rl.advantages import clipped_surrogate, joint_log_ratio
 from esper_core.config import PPOConfig
-from esper_core.masks import compute_action_masks, mask_inputs_from_observations
+from esper_core.rl.masks import compute_action_masks, mask_inputs_from_observations
 from esper_core.ops import HEADS, Op
 from esper_core.records import DecodedAction
-from esper_core.rollout import RolloutBuffer, RolloutError
+from esper_core.rl.rollout import RolloutBuffer, RolloutError
 from esper_policies.ppo_v2.diagnostics import REPLAY_TOLERANCE, REPLAY_TOLERANCE_BF16, replay_tolerance
 from esper_policies.ppo_v2.update import prepare_inputs
 from ppo_builders import games, head_parameters, policy, rollout, tiny_ppo

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import io
 
-from esper_core.progress import Progress, format_mix, render_table
+from esper_core.run.progress import Progress, format_mix, render_table
 
 METRICS = {
     "env": {"mean_final_val_acc": 0.5, "mean_return": 0.25, "germinated": 2, "fossilized": 1, "pruned": 0,

@@ -9,9 +9,9 @@ from typing import Any
 
 import pytest
 
-from esper_core.report import build_report, render_report, write_report
-from esper_core.report_policy import TABLE_ROUNDS, policy_health, warning_kind
-from esper_core.rundir import RunDir
+from esper_core.cli.report import build_report, render_report, write_report
+from esper_core.cli.report_policy import TABLE_ROUNDS, policy_health, warning_kind
+from esper_core.run.rundir import RunDir
 
 
 def _round(r: int, policy: dict[str, Any]) -> dict[str, Any]:

@@ -3,9 +3,9 @@
 import pytest
 import torch
 
-from esper_core.advantages import gae
+from esper_core.rl.advantages import gae
 from esper_core.ops import HEADS
-from esper_core.rollout import RolloutBuffer, RolloutError
+from esper_core.rl.rollout import RolloutBuffer, RolloutError
 
 SIZES = {
     "op": 6, "slot": 2, "blueprint": 3, "style": 2, "tempo": 3, "alpha_target": 2, "alpha_speed": 4, "alpha_curve": 5

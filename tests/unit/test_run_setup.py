@@ -6,7 +6,7 @@ import attrs
 import pytest
 
 from esper_core.config import DeviceConfig, TaskConfig
-from esper_core.run_setup import SetupError, resolve_devices, resolve_task
+from esper_core.run.setup import SetupError, resolve_devices, resolve_task
 from esper_core.specs import TaskSpec
 
 

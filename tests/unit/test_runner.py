@@ -6,16 +6,16 @@ import attrs
 import pytest
 import torch
 
-from esper_core.checkpoint import CheckpointError, CheckpointMismatchError, latest_checkpoint, load_checkpoint
+from esper_core.run.checkpoint import CheckpointError, CheckpointMismatchError, latest_checkpoint, load_checkpoint
 from esper_core.config import (
     ActionsConfig, DeviceConfig, EsperConfig, HostConfig, LifecycleConfig, PolicyConfig, RewardConfig, RunConfig,
     TaskConfig, TrainingConfig,
 )
-from esper_core.env import IllegalActionError
+from esper_core.run.env import IllegalActionError
 from esper_core.ops import HEADS
-from esper_core.rundir import RunDir
-from esper_core.runner import Runner
-from esper_core.telemetry import WALL_CLOCK_EVENTS, read_jsonl
+from esper_core.run.rundir import RunDir
+from esper_core.run.runner import Runner
+from esper_core.run.telemetry import WALL_CLOCK_EVENTS, read_jsonl
 from run_fakes import POLICIES, RunnerRegistry
 
 

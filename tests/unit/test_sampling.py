@@ -3,11 +3,11 @@
 import pytest
 import torch
 
-from esper_core.actions import ActionSpace
+from esper_core.rl.actions import ActionSpace
 from esper_core.config import LifecycleConfig
-from esper_core.masks import mask_inputs_from_tensors
+from esper_core.rl.masks import mask_inputs_from_tensors
 from esper_core.ops import HEADS, Op
-from esper_core.sampling import evaluate_actions, sample_actions
+from esper_core.rl.sampling import evaluate_actions, sample_actions
 from esper_core.stages import SeedStage as S
 
 SPACE = ActionSpace.build(

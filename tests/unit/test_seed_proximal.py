@@ -14,7 +14,7 @@ from hypothesis import strategies as st
 from torch import nn
 
 from esper_core.records import SlotPoint
-from esper_core.slot import SeedSlot, isolated_seed_output
+from esper_core.growth.slot import SeedSlot, isolated_seed_output
 from esper_core.stages import SeedStage
 
 

@@ -5,9 +5,9 @@ from __future__ import annotations
 import pytest
 import torch
 
-from esper_core.alpha import AlphaSchedule
+from esper_core.growth.alpha import AlphaSchedule
 from esper_core.records import SlotPoint
-from esper_core.slot import SeedSlot, isolated_seed_output
+from esper_core.growth.slot import SeedSlot, isolated_seed_output
 from esper_core.stages import SeedStage as S
 from lifecycle_strategies import AddBlend, ConvSeed, FAST_LIFECYCLE
 

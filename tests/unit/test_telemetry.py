@@ -7,7 +7,7 @@ import math
 
 import pytest
 
-from esper_core.telemetry import (
+from esper_core.run.telemetry import (
     ActionTaken,
     EpisodeEnded,
     JsonlSink,

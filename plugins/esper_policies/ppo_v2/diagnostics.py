@@ -16,7 +16,7 @@ from typing import Any, Sequence
 
 import torch
 
-from esper_core.masks import head_relevance
+from esper_core.rl.masks import head_relevance
 from esper_core.ops import HEADS, Op
 
 from esper_policies.ppo_v2.options import PPOV2Options

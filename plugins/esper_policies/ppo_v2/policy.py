@@ -12,10 +12,10 @@ from typing import Any, Sequence
 
 import torch
 
-from esper_core.masks import mask_inputs_from_observations
-from esper_core.observation import ObservationEncoder, RunningNormaliser
+from esper_core.rl.masks import mask_inputs_from_observations
+from esper_core.rl.observation import ObservationEncoder, RunningNormaliser
 from esper_core.records import EnvObservation, PolicyContext, PolicyOutput
-from esper_core.sampling import sample_actions
+from esper_core.rl.sampling import sample_actions
 
 from esper_policies.ppo_v2.diagnostics import compute_diagnostics
 from esper_policies.ppo_v2.network import PolicyNetwork, State

@@ -24,9 +24,9 @@ import attrs
 import torch
 from torch import nn
 
-from esper_core.advantages import clipped_surrogate, gae, joint_log_ratio, normalise_advantages, per_head_advantages
+from esper_core.rl.advantages import clipped_surrogate, gae, joint_log_ratio, normalise_advantages, per_head_advantages
 from esper_core.ops import HEADS
-from esper_core.sampling import evaluate_actions
+from esper_core.rl.sampling import evaluate_actions
 
 from esper_policies.ppo_v2.network import NetworkOutput, PolicyNetwork, State, segment_starts
 from esper_policies.ppo_v2.options import PPOV2Options

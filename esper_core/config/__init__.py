@@ -1,0 +1,42 @@
+"""The run configuration: attrs sections (``sections``), strict layered loading (``loading``: defaults <
+preset < file < flags), the cattrs converter behind it (``converter``) and the presets (``presets``).
+
+``esper_core.config.LifecycleConfig`` and the other section classes keep this import path."""
+
+from esper_core.config.loading import ConfigError, ConfigProblem, config_to_dict, load_config, structure_options
+from esper_core.config.presets import PRESET_CHOICES
+from esper_core.config.sections import (
+    ActionsConfig,
+    DeviceConfig,
+    EsperConfig,
+    HostConfig,
+    LifecycleConfig,
+    PolicyConfig,
+    PPOConfig,
+    RewardConfig,
+    RunConfig,
+    SettingError,
+    TaskConfig,
+    TrainingConfig,
+)
+
+__all__ = [
+    "ActionsConfig",
+    "ConfigError",
+    "ConfigProblem",
+    "DeviceConfig",
+    "EsperConfig",
+    "HostConfig",
+    "LifecycleConfig",
+    "PRESET_CHOICES",
+    "PolicyConfig",
+    "PPOConfig",
+    "RewardConfig",
+    "RunConfig",
+    "SettingError",
+    "TaskConfig",
+    "TrainingConfig",
+    "config_to_dict",
+    "load_config",
+    "structure_options",
+]

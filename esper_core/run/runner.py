@@ -1,0 +1,522 @@
+"""The run loop: envs -> one batched policy forward -> legal actions -> env steps -> rollout -> update.
+
+A round is one episode in every env followed by one policy update, then metrics, events and (every
+``run.checkpoint_every`` rounds) a checkpoint. Episodes start and end at round boundaries, so a checkpoint
+written there holds no host tensors: policy state, RNG states, each env's generators and episode counter,
+cumulative totals and the byte sizes of the events/metrics files (a resumed run cuts them back to that
+point and continues bit for bit).
+
+Every sampled action is checked against the masks it was sampled under *and* against the masks of the
+env's actual state before anything executes; an illegal action raises ``IllegalActionError`` (a bug in a
+policy), it is never turned into WAIT. SIGINT finishes the current step, rewrites the checkpoint of the
+round start (the partial round is discarded, so resuming replays it exactly) and returns cleanly.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import random
+import signal
+import threading
+import time
+from collections import Counter
+from pathlib import Path
+from typing import Any, Iterator, Sequence
+
+import attrs
+import numpy as np
+import torch
+
+import esper_core
+from esper_core.rl.actions import ActionSpace
+from esper_core.run.checkpoint import (
+    CheckpointError,
+    capture_rng_state,
+    check_compatible,
+    checkpoint_path,
+    remove_old_checkpoints,
+    restore_rng_state,
+    save_checkpoint,
+    tensors_to_cpu,
+    version_changes,
+)
+from esper_core.config.sections import EsperConfig
+from esper_core.run.env import MorphogenesisEnv, StepResult, derived_seed
+from esper_core.run.legality import check_legal
+from esper_core.run.progress import Progress
+from esper_core.records import DecodedAction, PolicyContext, PolicyOutput
+from esper_core.rl.rollout import RolloutBuffer
+from esper_core.run.metrics import action_mix, episode_records, round_metrics, step_events
+from esper_core.run.setup import ResolvedTask, plugin_set, resolve_devices, resolve_task, slot_layout, structure
+from esper_core.run.rundir import RunDir
+from esper_core.run.telemetry import (
+    EpisodeStarted,
+    JsonlSink,
+    PolicyWarning,
+    RoundEnded,
+    RunEnded,
+    RunInterrupted,
+    RunStarted,
+    Telemetry,
+    truncate_file,
+)
+
+#: Checkpoints kept on disk (the newest ones); older ones are deleted after each save.
+KEEP_CHECKPOINTS = 3
+
+
+def seed_everything(seed: int) -> None:
+    """Global generators (policy initialisation and anything else that draws from them)."""
+    torch.manual_seed(seed)
+    random.seed(seed)
+    np.random.seed(seed % 2**32)
+
+
+def config_dict(config: EsperConfig) -> dict[str, Any]:
+    from esper_core.config.loading import config_to_dict
+
+    return config_to_dict(config)
+
+
+@attrs.frozen
+class RunOutcome:
+    status: str  # "completed" or "interrupted"
+    rounds_completed: int
+    summary: dict[str, Any]
+
+
+class _StopFlag:
+    """Set by the SIGINT handler; a second Ctrl-C aborts at once."""
+
+    def __init__(self) -> None:
+        self.requested = False
+
+
+@contextlib.contextmanager
+def sigint_finishes_step(flag: _StopFlag) -> Iterator[None]:
+    if threading.current_thread() is not threading.main_thread():
+        yield
+        return
+
+    def handler(signum: int, frame: Any) -> None:
+        if flag.requested:
+            raise KeyboardInterrupt
+        flag.requested = True
+
+    previous = signal.signal(signal.SIGINT, handler)
+    try:
+        yield
+    finally:
+        signal.signal(signal.SIGINT, previous)
+
+
+class Runner:
+    """Builds envs, action space, policy and rollout once; ``run(rounds)`` plays rounds."""
+
+    def __init__(
+        self,
+        config: EsperConfig,
+        registry: Any,
+        *,
+        run_dir: RunDir | None = None,
+        progress: Progress | None = None,
+        resolved_task: ResolvedTask | None = None,
+    ) -> None:
+        self.config = config
+        self.registry = registry
+        self.run_dir = run_dir
+        self.progress = progress if progress is not None else Progress(quiet=True)
+        if config.device.threads is not None:
+            torch.set_num_threads(config.device.threads)
+        seed = config.run.seed
+        seed_everything(seed)
+        self.devices = resolve_devices(config.device)
+        self.task = resolved_task if resolved_task is not None else resolve_task(registry, config.task)
+        if self.task.notice:
+            self.progress.notice(self.task.notice)
+        data_dir = config.task.data_dir
+        self.data = {}
+        for device in dict.fromkeys(self.devices):
+            self.data[device] = self._load_task(device, data_dir, seed)
+        self.host_spec = registry.get("host", config.host.name)
+        host_options = structure(self.host_spec, config.host.options, "host.options")
+        reward_spec = registry.get("reward", config.reward.name)
+        reward_options = structure(reward_spec, config.reward.options, "reward.options")
+        n_envs = config.run.envs
+        if n_envs < 1:
+            raise ValueError(f"run.envs must be >= 1; got {n_envs}")
+        self.envs = [
+            MorphogenesisEnv(
+                self.data[self.devices[i % len(self.devices)]],
+                self.host_spec,
+                config,
+                registry,
+                self.devices[i % len(self.devices)],
+                derived_seed(seed, 100, i),
+                host_options=host_options,
+                reward=reward_spec.factory(reward_options),
+                index=i,
+            )
+            for i in range(n_envs)
+        ]
+        first_data = self.data[self.devices[0]]
+        slot_names, topology = slot_layout(self.host_spec, host_options, first_data.info)
+        self.space = ActionSpace.from_registry(registry, topology, slot_names, config.actions)
+        self.policy_spec = registry.get("policy", config.policy.name)
+        self.policy_device = self.devices[0]
+        context = PolicyContext(
+            space=self.space,
+            n_envs=n_envs,
+            episode_length=config.run.episode_length,
+            device=self.policy_device,
+            seed=derived_seed(seed, 200),
+            ppo=config.ppo,
+            lifecycle=config.lifecycle,
+        )
+        policy_options = structure(self.policy_spec, config.policy.options, "policy.options")
+        self.policy = self.policy_spec.factory(policy_options, context)
+        self.plugins = plugin_set(
+            registry,
+            {
+                "task": self.task.spec.name,
+                "host": self.host_spec.name,
+                "policy": self.policy_spec.name,
+                "reward": reward_spec.name,
+                "blueprint": self.space.blueprints[1:],
+                "blend_style": self.space.styles,
+            },
+        )
+        self.buffer: RolloutBuffer | None = None
+        self.round = 0
+        self.totals: dict[str, Any] = {
+            "env_steps": 0, "germinated": 0, "fossilized": 0, "pruned": 0, "faults": 0, "wall_time_s": 0.0,
+            "last_episode": [],
+        }
+        self.telemetry = Telemetry(None)
+        self._stop = _StopFlag()
+        self._round_start_payload: dict[str, Any] | None = None
+        self._policy_state: Any = None
+        self._step_index = 0
+
+    def _load_task(self, device: torch.device, data_dir: str, seed: int) -> Any:
+        with torch.random.fork_rng(devices=[]):
+            return self.task.task.load(Path(data_dir).expanduser(), device, seed)
+
+    # ------------------------------------------------------------------------------------ run directory
+    def describe(self) -> dict[str, Any]:
+        """What config.json holds: resolved config, plugins with provenance, action-space layout."""
+        return {
+            "esper_version": esper_core.__version__,
+            "config": config_dict(self.config),
+            "task": self.task.spec.name,
+            "devices": [str(d) for d in self.devices],
+            "plugins": self.plugins,
+            "action_layout": self.space.layout(),
+            "policy_learns": bool(self.policy_spec.learns),
+        }
+
+    def use_run_dir(self, run_dir: RunDir) -> None:
+        """Where files go (set before ``start`` or ``restore``; without one nothing is written)."""
+        self.run_dir = run_dir
+
+    def _open_telemetry(self) -> None:
+        if self.run_dir is None:
+            self.telemetry = Telemetry(
+                None, hook=getattr(self.registry, "emit", None), on_hook_error=self.progress.notice
+            )
+            return
+        self.telemetry = Telemetry(
+            JsonlSink(self.run_dir.events_path),
+            JsonlSink(self.run_dir.metrics_path),
+            hook=getattr(self.registry, "emit", None),
+            on_hook_error=self.progress.notice,
+        )
+
+    def start(self) -> None:
+        """A fresh run: write config.json, the run_start event and the round-0 checkpoint."""
+        if self.run_dir is not None:
+            self.run_dir.write_config(self.describe())
+        self._open_telemetry()
+        self._emit_run_start(None)
+        self._checkpoint(force=True)
+
+    def restore(self, payload: dict[str, Any], path: str = "checkpoint") -> None:
+        """Continue from a round-boundary checkpoint (compatibility checked first, with a clear diff)."""
+        check_compatible(path, payload, self.space.layout(), self.plugins)
+        if len(payload["envs"]) != len(self.envs):
+            raise ValueError(f"{path} holds {len(payload['envs'])} env(s); this run has {len(self.envs)} (run.envs)")
+        saved_kinds = [torch.device(d).type for d in payload.get("devices", [])]
+        kinds = [env.device.type for env in self.envs]
+        if saved_kinds and saved_kinds != kinds:
+            raise CheckpointError(
+                f"{path} was written with envs on {payload['devices']}; this run would put them on "
+                f"{[str(env.device) for env in self.envs]}. Env generators only resume on the same kind of "
+                "device: set device.device / --devices to match."
+            )
+        for warning in version_changes(payload, self.plugins):
+            self.progress.notice(f"warning: {warning}")
+        self.policy.load_state_dict(payload["policy"])
+        for env, state in zip(self.envs, payload["envs"]):
+            env.load_state_dict(state)
+        self.round = int(payload["round"])
+        self.totals = dict(payload["totals"])
+        restore_rng_state(payload["rng"])
+        if self.run_dir is not None:
+            truncate_file(self.run_dir.events_path, int(payload["offsets"]["events"]))
+            truncate_file(self.run_dir.metrics_path, int(payload["offsets"]["metrics"]))
+        self._open_telemetry()
+        self._emit_run_start(self.round)
+        self._round_start_payload = None
+        self._round_start_payload = self.payload()
+
+    def _emit_run_start(self, resumed_at: int | None) -> None:
+        self.telemetry.emit(
+            RunStarted(
+                run_name=self.run_dir.name if self.run_dir is not None else "",
+                resumed_at_round=resumed_at,
+                n_envs=len(self.envs),
+                devices=tuple(str(d) for d in self.devices),
+                plugins={"task": self.task.spec.name, "host": self.host_spec.name, "policy": self.policy_spec.name,
+                         "reward": self.config.reward.name},
+                esper_version=esper_core.__version__,
+                wall_time=time.time(),
+            )
+        )
+
+    # ----------------------------------------------------------------------------------------- payload
+    def payload(self) -> dict[str, Any]:
+        """Round-boundary state as tensors/plain values (loadable with ``weights_only=True``)."""
+        self.telemetry.flush()
+        return {
+            "round": self.round,
+            "esper_version": esper_core.__version__,
+            "config": config_dict(self.config),
+            "plugins": self.plugins,
+            "action_layout": self.space.layout(),
+            "policy_name": self.policy_spec.name,
+            "policy": tensors_to_cpu(self.policy.state_dict()),
+            "rng": capture_rng_state(),
+            "envs": [tensors_to_cpu(env.state_dict()) for env in self.envs],
+            "devices": [str(env.device) for env in self.envs],
+            "totals": _plain_copy(self.totals),
+            "offsets": self.telemetry.offsets(),
+        }
+
+    def _checkpoint(self, force: bool = False) -> None:
+        payload = self.payload()
+        self._round_start_payload = payload
+        every = max(1, self.config.run.checkpoint_every)
+        if self.run_dir is not None and (force or self.round % every == 0):
+            save_checkpoint(checkpoint_path(self.run_dir.checkpoints, self.round), payload)
+            remove_old_checkpoints(self.run_dir.checkpoints, KEEP_CHECKPOINTS)
+
+    # ------------------------------------------------------------------------------------------- loop
+    def run(self, rounds: int) -> RunOutcome:
+        """Play ``rounds`` more rounds (or until SIGINT). Returns the outcome and writes summary.json."""
+        started = time.perf_counter()
+        target = self.round + rounds
+        status = "completed"
+        with sigint_finishes_step(self._stop):
+            while self.round < target:
+                if self._stop.requested or not self._run_round(target):
+                    status = "interrupted"
+                    break
+                self.round += 1
+                self._checkpoint(force=self.round == target)
+        self.totals["wall_time_s"] = float(self.totals["wall_time_s"]) + time.perf_counter() - started
+        if status == "interrupted":
+            self._write_interrupt_checkpoint()
+        self.telemetry.emit(RunEnded(status=status, rounds_completed=self.round, wall_time_s=self.totals["wall_time_s"]))
+        summary = self.summary(status)
+        if self.run_dir is not None:
+            self.run_dir.write_summary(summary)
+        self.telemetry.flush()
+        return RunOutcome(status=status, rounds_completed=self.round, summary=summary)
+
+    def close(self) -> None:
+        """Close the events and metrics files (the runner cannot write afterwards)."""
+        self.telemetry.close()
+
+    def request_stop(self) -> None:
+        """What SIGINT does: finish the current step, then stop at the round start's checkpoint."""
+        self._stop.requested = True
+
+    def _write_interrupt_checkpoint(self) -> None:
+        payload = self._round_start_payload
+        where = ""
+        if self.run_dir is not None and payload is not None:
+            where = str(save_checkpoint(checkpoint_path(self.run_dir.checkpoints, int(payload["round"])), payload))
+        self.telemetry.emit(RunInterrupted(round=self.round, step=self._step_index, checkpoint=where))
+        self.progress.notice(
+            f"interrupted: stopped after step {self._step_index} of round {self.round + 1}; "
+            f"checkpoint at the start of that round: {where or '(no run directory)'}"
+        )
+
+    def _run_round(self, target: int) -> bool:
+        """One episode in every env, then the policy update. False when SIGINT stopped it mid-round."""
+        round_index, length, n_envs = self.round, self.config.run.episode_length, len(self.envs)
+        started = time.perf_counter()
+        observations = [env.reset() for env in self.envs]
+        for env in self.envs:
+            self.telemetry.emit(EpisodeStarted(round=round_index, env=env.index, episode=env.episode))
+        # Episodes end together at the round's end, where the state was reset (resume: a fresh state).
+        state = self._policy_state if self._policy_state is not None else self.policy.initial_state(n_envs)
+        returns = [0.0] * n_envs
+        ops: Counter[str] = Counter()
+        act_time = 0.0
+        self._step_index = 0
+        for step in range(length):
+            tick = time.perf_counter()
+            output = self.policy.act(observations, state, deterministic=False)
+            act_time += time.perf_counter() - tick
+            legal = check_legal(output, observations, self.space, self.config.lifecycle)
+            decoded = self.space.decode_batch(output.actions)
+            if step == 0 and self.buffer is None:
+                self.buffer = self._make_buffer(output)
+            if step == 0:
+                self.buffer.clear()
+                self.buffer.set_initial_state(_state_tensors(state))
+            results = self._step_envs(decoded)
+            done = step == length - 1
+            rewards = [r.reward for r in results]
+            self._store(step, output, rewards, done)
+            self.telemetry.emit_all(step_events(round_index, step, self.envs, self.space, output, decoded, legal, results))
+            for i, result in enumerate(results):
+                returns[i] += result.reward
+            ops.update(a.op.name for a in decoded)
+            state = output.state
+            if done:
+                state = self.policy.reset_state(state, torch.ones(n_envs, dtype=torch.bool, device=self.policy_device))
+                self._policy_state = state
+            observations = [r.observation for r in results]
+            self._step_index = step + 1
+            self.telemetry.flush()  # one write per step: tail -f events.jsonl follows the run
+            elapsed = time.perf_counter() - started
+            self.progress.step(
+                round_index + 1, target, step + 1, length, n_envs * (step + 1) / max(elapsed, 1e-9),
+                sum(o.val_acc for o in observations) / n_envs, action_mix(ops),
+            )
+            if self._stop.requested and not done:
+                return False
+        records, episode_events = episode_records(round_index, self.envs, returns, observations, length)
+        self.telemetry.emit_all(episode_events)
+        for key in ("germinated", "fossilized", "pruned", "faults"):
+            self.totals[key] = int(self.totals[key]) + sum(r[key] for r in records)
+        self.totals["env_steps"] = int(self.totals["env_steps"]) + n_envs * length
+        self.totals["last_episode"] = records
+        update_started = time.perf_counter()
+        policy_metrics: dict[str, Any] = {}
+        if self.policy_spec.learns:
+            assert self.buffer is not None
+            self.buffer.validate()
+            self.buffer.compute_returns(
+                torch.zeros(n_envs, device=self.policy_device), self.config.ppo.gamma, self.config.ppo.gae_lambda
+            )
+            policy_metrics = dict(self.policy.update(self.buffer))
+        update_time = time.perf_counter() - update_started
+        round_time = time.perf_counter() - started
+        metrics = round_metrics(
+            round_index, self.totals["env_steps"], records, length, ops, policy_metrics, round_time, act_time, update_time
+        )
+        self.telemetry.metrics_line(metrics)
+        for message in policy_metrics.get("warnings", ()):
+            self.telemetry.emit(PolicyWarning(round=round_index, message=str(message)))
+        self.telemetry.emit(
+            RoundEnded(
+                round=round_index, env_steps=n_envs * length, mean_return=metrics["env"]["mean_return"],
+                mean_val_acc=metrics["env"]["mean_final_val_acc"], action_mix=metrics["env"]["action_mix"],
+            )
+        )
+        self.progress.round_done(round_index + 1, target, metrics)
+        return True
+
+    # ------------------------------------------------------------------------------------- acting
+    def _make_buffer(self, output: PolicyOutput) -> RolloutBuffer:
+        features = output.features
+        obs_dim = 0 if features is None else int(features.shape[-1])
+        return RolloutBuffer(
+            self.config.run.episode_length, len(self.envs), obs_dim, self.space.head_sizes, self.policy_device
+        )
+
+    def _store(self, step: int, output: PolicyOutput, rewards: list[float], done: bool) -> None:
+        assert self.buffer is not None
+        n_envs = len(self.envs)
+        device = self.policy_device
+        features = output.features if output.features is not None else torch.zeros(n_envs, 0, device=device)
+        self.buffer.add(
+            step,
+            obs=features,
+            actions=output.actions,
+            log_probs=output.log_probs,
+            masks=output.masks,
+            values=output.value,
+            rewards=torch.tensor(rewards, dtype=torch.float32, device=device),
+            dones=torch.full((n_envs,), done, dtype=torch.bool, device=device),
+        )
+
+    def _step_envs(self, actions: Sequence[DecodedAction]) -> list[StepResult]:
+        """Interleave the envs' batches so every device stays busy; then validate, then finish."""
+        for env, action in zip(self.envs, actions):
+            env.begin_step(action)
+        active = list(self.envs)
+        while active:
+            active = [env for env in active if env.train_batch()]
+        for env in self.envs:
+            env.launch_validation()
+        return [env.finish_step() for env in self.envs]
+
+    # ------------------------------------------------------------------------------------- telemetry
+    # ----------------------------------------------------------------------------------------- summary
+    def summary(self, status: str) -> dict[str, Any]:
+        return {
+            "status": status,
+            "rounds_completed": self.round,
+            "rounds_planned": self.config.run.rounds,
+            "env_steps": self.totals["env_steps"],
+            "wall_time_s": self.totals["wall_time_s"],
+            "task": self.task.spec.name,
+            "host": self.host_spec.name,
+            "policy": self.policy_spec.name,
+            "seeds": {k: self.totals[k] for k in ("germinated", "fossilized", "pruned", "faults")},
+            "last_episode": self.totals["last_episode"],
+        }
+
+    # -------------------------------------------------------------------------------------------- eval
+    def evaluate(self) -> list[dict[str, Any]]:
+        """One deterministic episode per env with the current policy, no learning, no files written;
+        returns per env the final validation accuracy and the held-out test accuracy."""
+        observations = [env.reset() for env in self.envs]
+        state = self.policy.initial_state(len(self.envs))
+        for _ in range(self.config.run.episode_length):
+            output = self.policy.act(observations, state, deterministic=True)
+            check_legal(output, observations, self.space, self.config.lifecycle)
+            results = self._step_envs(self.space.decode_batch(output.actions))
+            observations = [r.observation for r in results]
+            state = output.state
+        rows = []
+        for env, obs in zip(self.envs, observations):
+            rows.append({
+                "env": env.index,
+                "final_val_acc": obs.val_acc,
+                "test_acc": env.evaluate_split(env.data.test_x, env.data.test_y),
+                "params_added": env.params_added,
+                "fossilized": env.stats.fossilized,
+                "pruned": env.stats.pruned,
+            })
+        return rows
+
+
+def _state_tensors(state: Any) -> Any:
+    if isinstance(state, torch.Tensor):
+        return state
+    if isinstance(state, (tuple, list)) and all(isinstance(s, torch.Tensor) for s in state):
+        return tuple(state)
+    return None
+
+
+def _plain_copy(value: Any) -> Any:
+    if isinstance(value, dict):
+        return {k: _plain_copy(v) for k, v in value.items()}
+    if isinstance(value, (list, tuple)):
+        return [_plain_copy(v) for v in value]
+    return value

@@ -1,0 +1,123 @@
+"""Resolving what a run uses before it starts: devices, the task (``auto``), plugin options and provenance.
+
+Kept apart from the loop so `esper run`, `esper resume`, `esper eval` and the benchmark resolve things the
+same way. The core never names a concrete plugin: ``task = "auto"`` picks the available task with the
+highest ``auto_priority`` among whatever the registry holds.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any, Mapping
+
+import attrs
+import torch
+
+from esper_core.config.sections import DeviceConfig, TaskConfig
+from esper_core.host_contract import assert_host_contract
+
+
+class SetupError(ValueError):
+    """The run cannot be set up as configured; the message names the config key and what was expected."""
+
+
+def resolve_devices(device: DeviceConfig) -> tuple[torch.device, ...]:
+    """``device.devices`` if given (envs spread over them), else ``device.device`` (auto: CUDA if present)."""
+    names = list(device.devices) or [device.device]
+    resolved = []
+    for name in names:
+        if name == "auto":
+            name = "cuda" if torch.cuda.is_available() else "cpu"
+        try:
+            dev = torch.device(name)
+        except RuntimeError as error:
+            raise SetupError(f"device {name!r} is not a torch device name (device.device/devices): {error}") from None
+        if dev.type == "cuda":
+            if not torch.cuda.is_available():
+                raise SetupError(f"device {name!r} asked for but CUDA is not available; use --device cpu")
+            dev = torch.device("cuda", dev.index if dev.index is not None else torch.cuda.current_device())
+            if dev.index >= torch.cuda.device_count():
+                raise SetupError(f"device {name!r}: only {torch.cuda.device_count()} CUDA device(s) present")
+        resolved.append(dev)
+    return tuple(resolved)
+
+
+def structure(spec: Any, options: Mapping[str, Any], key_path: str) -> Any:
+    """A plugin's options table -> its attrs options object (unknown keys are errors naming ``key_path``)."""
+    from esper_core.config.loading import structure_options
+
+    return structure_options(spec, dict(options), key_path)
+
+
+@attrs.frozen
+class ResolvedTask:
+    spec: Any
+    task: Any
+    notice: str | None
+
+
+def _can_download(spec: Any) -> bool:
+    """A task opts into ``task.download`` by giving its options type a ``download`` field."""
+    return attrs.has(spec.options_type) and "download" in attrs.fields_dict(spec.options_type)
+
+
+def _task_options(spec: Any, task_config: TaskConfig) -> Any:
+    options = dict(task_config.options)
+    if task_config.download and _can_download(spec):
+        options.setdefault("download", True)
+    return structure(spec, options, "task.options")
+
+
+def resolve_task(registry: Any, task_config: TaskConfig) -> ResolvedTask:
+    """The configured task, or for ``auto`` the available one with the highest ``auto_priority``.
+
+    ``task.download`` reaches tasks whose options have a ``download`` field; with it, ``auto`` also picks
+    such a task when its data is missing (it will be fetched). ``task.options`` apply to the task picked.
+    """
+    data_dir = Path(task_config.data_dir).expanduser()
+    if task_config.name != "auto":
+        spec = registry.get("task", task_config.name)
+        return ResolvedTask(spec, spec.factory(_task_options(spec, task_config)), None)
+    candidates = sorted(
+        (spec for spec in registry.specs("task").values() if spec.auto_priority is not None),
+        key=lambda s: -s.auto_priority,
+    )
+    skipped = []
+    for spec in candidates:
+        probe = spec.factory(structure(spec, {}, "task.options"))
+        fetch = task_config.download and _can_download(spec)
+        if probe.available(data_dir) or fetch:
+            why = f" (not found in {data_dir}: {', '.join(skipped)})" if skipped else ""
+            why += " (will download)" if fetch and not probe.available(data_dir) else ""
+            task = spec.factory(_task_options(spec, task_config))
+            return ResolvedTask(spec, task, f"task auto -> {spec.name}{why}; choose one with --task")
+        skipped.append(spec.name)
+    raise SetupError(
+        f"task auto: no available task among {[s.name for s in candidates]} (data dir {data_dir}); "
+        "name one with --task"
+    )
+
+
+def contributor_info(registry: Any, kind: str, name: str) -> dict[str, str | None]:
+    """``{"plugin", "distribution", "version"}`` of the plugin that registered ``(kind, name)``
+    (``PluginRegistry.contributor``); an in-process plugin has no distribution."""
+    info = registry.contributor(kind, name)
+    return {"plugin": info.name, "distribution": info.distribution, "version": info.version}
+
+
+def plugin_set(registry: Any, used: Mapping[str, tuple[str, ...] | str]) -> dict[str, dict[str, str]]:
+    """``"kind:name" -> contributor`` for every plugin a run uses (saved in config.json and checkpoints)."""
+    result = {}
+    for kind, names in used.items():
+        for name in (names,) if isinstance(names, str) else names:
+            result[f"{kind}:{name}"] = contributor_info(registry, kind, name)
+    return result
+
+
+def slot_layout(host_spec: Any, host_options: Any, info: Any) -> tuple[tuple[str, ...], str]:
+    """Slot names and topology of a host, from a throwaway instance built without touching global RNG;
+    the instance is also checked against the host contract, forward pass included."""
+    with torch.random.fork_rng(devices=[]):
+        host = host_spec.factory(host_options, info)
+        assert_host_contract(host, info, name=host_spec.name)
+    return tuple(p.name for p in host.slot_points()), getattr(host, "topology", host_spec.topology)

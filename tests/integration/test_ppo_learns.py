@@ -1,6 +1,6 @@
 """Learning sanity: ppo_v2 (small) solves the slot game quickly and deterministically; random does not.
 
-The slot game (tests/slot_game.py) pays for germinating the blueprint that fits the episode's context, in
+The slot game (tests/support/slot_game.py) pays for germinating the blueprint that fits the episode's context, in
 a slot whose topology supports it, and then waiting. Solving it needs the whole factored machinery: the op
 head must learn GERMINATE at step 0 and WAIT afterwards, the slot and blueprint heads must condition on the
 context (the blueprint's mask depends on the sampled slot), and the sparse heads must be credited only on
@@ -31,8 +31,8 @@ import torch
 from esper_core.ops import Op
 from esper_core.specs import NoOptions
 from esper_policies.random_policy import SPEC as RANDOM
-from ppo_builders import games, policy, tiny_ppo
-from slot_game import (
+from support.ppo_builders import games, policy, tiny_ppo
+from support.slot_game import (
     BLUEPRINT_TOPOLOGIES,
     BLUEPRINTS,
     RIGHT_PAYS,

@@ -14,8 +14,8 @@ from __future__ import annotations
 import math
 
 from esper_core.config import PPOConfig
-from ppo_builders import games, policy, tiny_ppo
-from slot_game import play_round
+from support.ppo_builders import games, policy, tiny_ppo
+from support.slot_game import play_round
 
 ROUNDS = 60
 N_ENVS = 8

@@ -6,7 +6,7 @@ import json
 
 from click.testing import CliRunner
 
-from benchmark_scripts import load_benchmark_script
+from support.benchmark_scripts import load_benchmark_script
 
 
 def test_throughput_benchmark_smoke(tmp_path):

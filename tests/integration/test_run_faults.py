@@ -12,8 +12,8 @@ from esper_core.run.rundir import RunDir
 from esper_core.run.runner import Runner
 from esper_core.specs import BlueprintSpec
 from esper_core.run.telemetry import read_jsonl
-from run_configs import BUSY_HEURISTIC, SMALL
-from run_fakes import NanSeed
+from support.run_configs import BUSY_HEURISTIC, SMALL
+from support.run_fakes import NanSeed
 
 
 class NanBlueprintPlugin:

@@ -12,7 +12,7 @@ from click.testing import CliRunner
 from esper_core.run.checkpoint import latest_checkpoint, load_checkpoint
 from esper_core.cli import main
 from esper_core.run.telemetry import read_jsonl
-from run_configs import BUSY_HEURISTIC, write_config
+from support.run_configs import BUSY_HEURISTIC, write_config
 
 
 @pytest.fixture(scope="module")

@@ -15,8 +15,8 @@ from esper_core.plugins import registry_from_plugins
 from esper_core.run.runner import Runner
 from esper_core.specs import BlueprintSpec
 from esper_core.run.telemetry import read_jsonl
-from run_configs import SMALL_PPO, reproducible, write_config
-from run_fakes import ConvSeed
+from support.run_configs import SMALL_PPO, reproducible, write_config
+from support.run_fakes import ConvSeed
 
 PPO_RUN = {"host": {"name": "tiny_cnn"}, "policy": {"name": "ppo_v2"}, "ppo": SMALL_PPO, "run": {"episode_length": 4, "seed": 3}}
 

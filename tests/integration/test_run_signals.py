@@ -16,7 +16,7 @@ from click.testing import CliRunner
 from esper_core.run.checkpoint import latest_checkpoint, list_checkpoints, load_checkpoint
 from esper_core.cli import main
 from esper_core.run.telemetry import read_jsonl
-from run_configs import write_config
+from support.run_configs import write_config
 
 #: Enough rounds that the run is still going when the signal arrives; each round is short.
 LONG_RUN = {"policy": {"name": "random"}, "host": {"name": "tiny_cnn"}, "run": {"episode_length": 6, "rounds": 50}}

@@ -5,7 +5,7 @@ import torch
 from hypothesis import given, strategies as st
 
 from esper_core.rl.advantages import gae
-from strategies import generator
+from support.strategies import generator
 
 
 def reference_gae(rewards, values, dones, truncated, bootstrap, last_value, gamma, lam):

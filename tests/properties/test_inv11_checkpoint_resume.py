@@ -19,7 +19,7 @@ from esper_core.config import (
 from esper_core.run.rundir import RunDir
 from esper_core.run.runner import Runner
 from esper_core.run.telemetry import WALL_CLOCK_EVENTS, read_jsonl
-from run_fakes import POLICIES, RunnerRegistry
+from support.run_fakes import POLICIES, RunnerRegistry
 
 
 def _config(seed: int, envs: int) -> EsperConfig:

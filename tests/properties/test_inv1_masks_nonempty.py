@@ -14,7 +14,7 @@ from esper_core.rl.masks import (
 )
 from esper_core.ops import HEADS, Op
 from esper_core.rl.sampling import sample_actions
-from strategies import head_floors, head_logits, rl_setups
+from support.strategies import head_floors, head_logits, rl_setups
 
 
 @given(rl_setups())

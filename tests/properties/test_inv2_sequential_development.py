@@ -6,8 +6,8 @@ from hypothesis import given
 from esper_core.rl.masks import mask_inputs_from_observations, op_mask
 from esper_core.ops import Op
 from esper_core.stages import LIVE_SEED_STAGES, SeedStage
-from lifecycle_truth import legal_ops_in_env, slot_can_host
-from strategies import action_spaces, rl_setups
+from support.lifecycle_truth import legal_ops_in_env, slot_can_host
+from support.strategies import action_spaces, rl_setups
 
 BLOCKING_STAGES = {SeedStage.GERMINATED, SeedStage.TRAINING, SeedStage.PRUNED, SeedStage.EMBARGOED, SeedStage.RESETTING}
 

@@ -10,7 +10,7 @@ from esper_core.rl.masks import mask_inputs_from_observations
 from esper_core.ops import ALPHA_CURVES, ALPHA_SPEEDS, HEADS, Op
 from esper_core.records import EnvObservation
 from esper_core.rl.sampling import sample_actions
-from strategies import lifecycle_configs
+from support.strategies import lifecycle_configs
 
 lifecycle_strategies = pytest.importorskip("lifecycle_strategies")
 

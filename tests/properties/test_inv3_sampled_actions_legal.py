@@ -7,8 +7,8 @@ from hypothesis import given, strategies as st
 from esper_core.rl.masks import compute_action_masks, mask_inputs_from_observations, op_mask
 from esper_core.ops import HEADS, RELEVANT_HEADS, Op
 from esper_core.rl.sampling import sample_actions
-from lifecycle_truth import illegality, legal_ops_in_env
-from strategies import generator, head_floors, head_logits, rl_setups
+from support.lifecycle_truth import illegality, legal_ops_in_env
+from support.strategies import generator, head_floors, head_logits, rl_setups
 
 REPEATS = 8  # samples per env state per example
 

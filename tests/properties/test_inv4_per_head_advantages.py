@@ -10,8 +10,8 @@ from hypothesis import given, strategies as st
 from esper_core.rl.advantages import per_head_advantages
 from esper_core.rl.masks import head_relevance
 from esper_core.ops import HEADS, Op
-from lifecycle_truth import EXPECTED_RELEVANT
-from strategies import generator
+from support.lifecycle_truth import EXPECTED_RELEVANT
+from support.strategies import generator
 
 
 @st.composite

@@ -8,8 +8,8 @@ from hypothesis import given, strategies as st
 
 from esper_core.rl.advantages import clipped_surrogate, joint_log_ratio
 from esper_core.ops import HEADS, Op
-from strategies import generator
-from lifecycle_truth import EXPECTED_RELEVANT
+from support.strategies import generator
+from support.lifecycle_truth import EXPECTED_RELEVANT
 
 
 @st.composite

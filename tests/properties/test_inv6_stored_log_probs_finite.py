@@ -11,7 +11,7 @@ from esper_core.rl.masks import mask_inputs_from_observations
 from esper_core.ops import HEADS
 from esper_core.rl.rollout import RolloutBuffer
 from esper_core.rl.sampling import evaluate_actions, sample_actions
-from strategies import (
+from support.strategies import (
     action_spaces,
     bool_masks,
     env_batches,

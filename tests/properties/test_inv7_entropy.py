@@ -8,7 +8,7 @@ from esper_core.rl.distributions import MaskedCategorical
 from esper_core.rl.masks import head_relevance
 from esper_core.ops import HEADS, Op
 from esper_core.rl.sampling import evaluate_actions
-from strategies import action_spaces, bool_masks, floors_for, generator, head_floors, logit_tensors
+from support.strategies import action_spaces, bool_masks, floors_for, generator, head_floors, logit_tensors
 
 
 @st.composite

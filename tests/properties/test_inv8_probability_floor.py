@@ -5,7 +5,7 @@ import torch
 from hypothesis import given, strategies as st
 
 from esper_core.rl.distributions import MaskedCategorical
-from strategies import bool_masks, floors_for, generator, logit_tensors
+from support.strategies import bool_masks, floors_for, generator, logit_tensors
 
 
 @st.composite

@@ -31,7 +31,7 @@ from esper_core.growth.lifecycle import (
 from esper_core.growth.model import MorphogeneticModel
 from esper_core.ops import ALPHA_SPEEDS, Op
 from esper_core.stages import SeedStage as S
-from lifecycle_strategies import (
+from support.lifecycle_strategies import (
     BLUEPRINTS,
     SLOTS,
     STYLES,
@@ -42,7 +42,7 @@ from lifecycle_strategies import (
     make_model,
     train_step,
 )
-from lifecycle_truth import reference_germination_allowed, reference_legal_ops_for_slot
+from support.lifecycle_truth import reference_germination_allowed, reference_legal_ops_for_slot
 
 OP_OF_CALL = {
     "germinate": Op.GERMINATE,

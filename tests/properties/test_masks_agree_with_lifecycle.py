@@ -7,8 +7,8 @@ from hypothesis import given
 
 from esper_core.rl.masks import mask_inputs_from_observations, slot_op_legality
 from esper_core.ops import Op
-from lifecycle_truth import reference_germination_allowed, reference_legal_ops_for_slot
-from strategies import action_spaces, rl_setups
+from support.lifecycle_truth import reference_germination_allowed, reference_legal_ops_for_slot
+from support.strategies import action_spaces, rl_setups
 
 lifecycle_module = pytest.importorskip("esper_core.growth.lifecycle")
 

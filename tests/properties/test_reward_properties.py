@@ -14,7 +14,7 @@ from esper_rewards.contribution import ContributionReward
 from esper_rewards.contribution_options import ContributionOptions
 from esper_rewards.loss_delta import LossDeltaReward
 from esper_rewards.sparse import SparseReward
-from reward_builders import (
+from support.reward_builders import (
     dormant_path,
     episode,
     fossilize_path,

@@ -9,7 +9,7 @@ import sys
 from pathlib import Path
 
 from click.testing import CliRunner
-from plugin_dists import BLUEPRINT_PLUGIN, RAISES_ON_IMPORT, PluginSite, plugin_site  # noqa: F401
+from support.plugin_dists import BLUEPRINT_PLUGIN, RAISES_ON_IMPORT, PluginSite, plugin_site  # noqa: F401
 
 import esper_core
 from esper_core.cli import main

@@ -8,7 +8,7 @@ import torch
 from esper_core.growth.alpha import AlphaSchedule
 from esper_core.growth.counterfactual import SlotContribution, contributions, measured_slots
 from esper_core.stages import SeedStage as S
-from lifecycle_strategies import CLASSES, IMAGE, batch, make_model, train_step
+from support.lifecycle_strategies import CLASSES, IMAGE, batch, make_model, train_step
 
 
 def images(n: int = 37, seed: int = 1) -> tuple[torch.Tensor, torch.Tensor]:

@@ -12,7 +12,7 @@ from esper_core.run.env import IllegalActionError, MorphogenesisEnv
 from esper_core.ops import Op
 from esper_core.records import DecodedAction
 from esper_core.stages import SeedStage
-from run_fakes import HOST, NO_OPTIONS, FakeRegistry, SumOfAccuracyReward, toy_task
+from support.run_fakes import HOST, NO_OPTIONS, FakeRegistry, SumOfAccuracyReward, toy_task
 
 WAIT = DecodedAction(op=Op.WAIT)
 

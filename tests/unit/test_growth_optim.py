@@ -10,7 +10,7 @@ import torch
 
 from esper_core.config import TrainingConfig
 from esper_core.growth.optimizer import GrowthOptimizer
-from lifecycle_strategies import FAST_LIFECYCLE, batch, make_model, train_step
+from support.lifecycle_strategies import FAST_LIFECYCLE, batch, make_model, train_step
 
 
 def host_state(model) -> dict[int, torch.Tensor]:

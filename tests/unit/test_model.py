@@ -17,7 +17,7 @@ from esper_core.ops import Op
 from esper_core.records import DecodedAction, SlotPoint, StageTransition
 from esper_core.growth.slot import SeedSlot
 from esper_core.stages import SeedStage as S
-from lifecycle_strategies import (
+from support.lifecycle_strategies import (
     BAD_BLUEPRINTS,
     BLUEPRINTS,
     FAST_LIFECYCLE,

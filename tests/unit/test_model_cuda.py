@@ -10,7 +10,7 @@ from torch import nn
 
 from esper_core.growth.counterfactual import contributions
 from esper_core.stages import SeedStage as S
-from lifecycle_strategies import CLASSES, IMAGE, batch, make_model
+from support.lifecycle_strategies import CLASSES, IMAGE, batch, make_model
 
 pytestmark = [
     pytest.mark.gpu,

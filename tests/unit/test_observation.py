@@ -14,8 +14,8 @@ from hypothesis import strategies as st
 from esper_core.rl.observation import ObservationEncoder, RunningNormaliser
 from esper_core.ops import Op
 from esper_core.stages import SeedStage
-from policy_builders import BLUEPRINTS, LIFECYCLE, SLOTS, env, seed_slot, space
-from strategies import action_spaces, env_batches, lifecycle_configs
+from support.policy_builders import BLUEPRINTS, LIFECYCLE, SLOTS, env, seed_slot, space
+from support.strategies import action_spaces, env_batches, lifecycle_configs
 
 
 def _encoder(action_space=None) -> ObservationEncoder:

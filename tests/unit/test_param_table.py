@@ -5,7 +5,7 @@ from __future__ import annotations
 from pathlib import Path
 from types import ModuleType
 
-from benchmark_scripts import load_benchmark_script
+from support.benchmark_scripts import load_benchmark_script
 
 ROOT = Path(__file__).resolve().parents[2]
 

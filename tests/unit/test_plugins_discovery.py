@@ -5,7 +5,7 @@ from __future__ import annotations
 import io
 
 import pytest
-from plugin_dists import BLUEPRINT_PLUGIN, RAISES_ON_IMPORT, PluginSite, plugin_site  # noqa: F401
+from support.plugin_dists import BLUEPRINT_PLUGIN, RAISES_ON_IMPORT, PluginSite, plugin_site  # noqa: F401
 
 import esper_core
 from esper_core.plugins import PluginLoadError, load_registry

@@ -14,9 +14,9 @@ from esper_core.protocols import Policy
 from esper_core.records import DecodedAction
 from esper_core.stages import SeedStage
 from esper_policies.heuristic import SPEC, HeuristicOptions, HeuristicPolicy
-from policy_builders import LIFECYCLE, context, env, seed_slot, space
-from properties.lifecycle_truth import illegality
-from strategies import rl_setups
+from support.policy_builders import LIFECYCLE, context, env, seed_slot, space
+from support.lifecycle_truth import illegality
+from support.strategies import rl_setups
 
 
 def _policy(options: HeuristicOptions | None = None, **ctx) -> HeuristicPolicy:

@@ -16,9 +16,9 @@ from esper_core.protocols import Policy
 from esper_core.specs import NoOptions
 from esper_core.stages import SeedStage
 from esper_policies.random_policy import SPEC, RandomPolicy
-from policy_builders import LIFECYCLE, context, env, seed_slot
-from properties.lifecycle_truth import illegality
-from strategies import rl_setups
+from support.policy_builders import LIFECYCLE, context, env, seed_slot
+from support.lifecycle_truth import illegality
+from support.strategies import rl_setups
 
 
 def _policy(seed: int = 0) -> RandomPolicy:

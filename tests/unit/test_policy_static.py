@@ -9,8 +9,8 @@ from esper_core.ops import HEADS, Op
 from esper_core.stages import SeedStage
 from esper_policies.static import StaticPolicy
 from esper_core.specs import NoOptions
-from policy_builders import context, env, seed_slot
-from reward_builders import slot
+from support.policy_builders import context, env, seed_slot
+from support.reward_builders import slot
 
 
 def _observations():

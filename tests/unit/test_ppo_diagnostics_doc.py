@@ -6,7 +6,7 @@ import re
 from pathlib import Path
 
 from esper_core.ops import HEADS, Op
-from ppo_builders import policy, rollout
+from support.ppo_builders import policy, rollout
 
 DOC = Path(__file__).resolve().parents[2] / "docs" / "ppo-diagnostics.md"
 GROUPS = ("trunk", "critic", "q")

@@ -9,8 +9,8 @@ import torch
 from esper_core.config import PPOConfig
 from esper_core.ops import HEADS, Op
 from esper_policies.ppo_v2.network import OUTPUT_GAIN, PolicyNetwork, segment_starts
-from ppo_builders import policy
-from slot_game import game_context, game_space
+from support.ppo_builders import policy
+from support.slot_game import game_context, game_space
 
 SIZES = game_space().head_sizes
 

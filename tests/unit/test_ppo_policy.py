@@ -9,9 +9,9 @@ from esper_core.rl.masks import compute_action_masks, mask_inputs_from_observati
 from esper_core.ops import HEADS
 from esper_core.protocols import Policy
 from esper_policies.ppo_v2 import SPEC, PPOV2Options, PPOV2Policy
-from ppo_builders import games, policy, policy_for, round_trip, rollout
-from slot_game import LIFECYCLE, SlotGame, play_round
-from policy_builders import context as other_context
+from support.ppo_builders import games, policy, policy_for, round_trip, rollout
+from support.slot_game import LIFECYCLE, SlotGame, play_round
+from support.policy_builders import context as other_context
 
 
 def _observations(n: int = 4) -> list:

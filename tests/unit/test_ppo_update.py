@@ -17,8 +17,8 @@ from esper_core.records import DecodedAction
 from esper_core.rl.rollout import RolloutBuffer, RolloutError
 from esper_policies.ppo_v2.diagnostics import REPLAY_TOLERANCE, REPLAY_TOLERANCE_BF16, replay_tolerance
 from esper_policies.ppo_v2.update import prepare_inputs
-from ppo_builders import games, head_parameters, policy, rollout, tiny_ppo
-from slot_game import LIFECYCLE, SlotGame, play_round
+from support.ppo_builders import games, head_parameters, policy, rollout, tiny_ppo
+from support.slot_game import LIFECYCLE, SlotGame, play_round
 
 PER_HEAD_KEYS = (
     "entropy", "entropy_relevant", "decisions", "ratio_min", "ratio_mean", "ratio_max", "clip_fraction",

@@ -11,7 +11,7 @@ from esper_core.records import DecodedAction, RewardInputs
 from esper_core.stages import SeedStage
 from esper_rewards.contribution import COMPONENTS, SPEC, ContributionReward
 from esper_rewards.contribution_options import ContributionOptions
-from reward_builders import (
+from support.reward_builders import (
     HOST_PARAMS,
     dormant_path,
     episode,

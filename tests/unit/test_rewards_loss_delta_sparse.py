@@ -9,7 +9,7 @@ from esper_rewards.loss_delta import SPEC as LOSS_DELTA_SPEC
 from esper_rewards.loss_delta import LossDeltaOptions, LossDeltaReward
 from esper_rewards.sparse import SPEC as SPARSE_SPEC
 from esper_rewards.sparse import SparseOptions, SparseReward
-from reward_builders import HOST_PARAMS, dormant_path, episode, fossilize_path, germinate_prune_path, timeline
+from support.reward_builders import HOST_PARAMS, dormant_path, episode, fossilize_path, germinate_prune_path, timeline
 
 
 @pytest.mark.parametrize("spec", [LOSS_DELTA_SPEC, SPARSE_SPEC])

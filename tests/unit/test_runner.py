@@ -16,7 +16,7 @@ from esper_core.ops import HEADS
 from esper_core.run.rundir import RunDir
 from esper_core.run.runner import Runner
 from esper_core.run.telemetry import WALL_CLOCK_EVENTS, read_jsonl
-from run_fakes import POLICIES, RunnerRegistry
+from support.run_fakes import POLICIES, RunnerRegistry
 
 
 def _config(policy: str = "random", rounds: int = 2, **run) -> EsperConfig:

@@ -9,7 +9,7 @@ from esper_core.growth.alpha import AlphaSchedule
 from esper_core.records import SlotPoint
 from esper_core.growth.slot import SeedSlot, isolated_seed_output
 from esper_core.stages import SeedStage as S
-from lifecycle_strategies import AddBlend, ConvSeed, FAST_LIFECYCLE
+from support.lifecycle_strategies import AddBlend, ConvSeed, FAST_LIFECYCLE
 
 
 def bits(t: torch.Tensor) -> torch.Tensor:

@@ -8,7 +8,7 @@ import math
 from pathlib import Path
 from types import ModuleType
 
-from benchmark_scripts import load_benchmark_script
+from support.benchmark_scripts import load_benchmark_script
 
 import pytest
 

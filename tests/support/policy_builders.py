@@ -10,7 +10,7 @@ from esper_core.rl.actions import ActionSpace
 from esper_core.config import LifecycleConfig, PPOConfig
 from esper_core.records import EnvObservation, PolicyContext, SlotSummary
 from esper_core.stages import SeedStage
-from reward_builders import observation, slot
+from support.reward_builders import observation, slot
 
 SLOTS = ("s0", "s1", "s2")
 BLUEPRINTS = ("conv_light", "conv_small", "conv_heavy")

@@ -11,7 +11,7 @@ import torch
 from esper_core.config import PPOConfig
 from esper_core.records import PolicyContext
 from esper_policies.ppo_v2 import SPEC, PPOV2Options, PPOV2Policy
-from slot_game import EPISODE_LENGTH, SlotGame, game_context, play_round
+from support.slot_game import EPISODE_LENGTH, SlotGame, game_context, play_round
 
 TINY = PPOConfig(feature_dim=16, lstm_dim=16, blueprint_embed_dim=2, lr=3e-3)
 

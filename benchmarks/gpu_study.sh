@@ -8,7 +8,8 @@
 # the same RUNS_DIR continues the same runs: a study longer than one command's time limit is a few calls.
 # Every run is stopped with SIGINT at STUDY_S (it finishes its step and writes a checkpoint). OUT_DIR gets
 # gpu.txt, gpu_util.csv (utilisation every 5 s), the logs and study.tgz (run dirs without checkpoints).
-# Env: EPOCH_SAMPLES (host samples per env step, default 2500), PPO_SETS (extra --set for ppo_v2 runs),
+# Env: EPOCH_SAMPLES (host samples per env step, default 2500), PPO_SETS (extra --set for ppo_v2 runs, e.g.
+# "policy.options.max_grad_norm=4 policy.options.lr=1e-4"),
 # EVAL=1 (then `esper eval` every run: one deterministic episode per env, held-out test accuracy, eval.json),
 # MATCHED_WIDTHS=9,18,38 (adds static-matched-s0: a static host that wide, e.g. as many parameters as a
 # grown one ends with; 9,18,38 gives 26,853 against 19,954 for the default 8,16,32).

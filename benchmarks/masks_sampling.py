@@ -20,7 +20,8 @@ import click
 import torch
 
 from esper_core.rl.actions import ActionSpace
-from esper_core.config import LifecycleConfig, PPOConfig
+from esper_core.config import LifecycleConfig
+from esper_policies.ppo_v2 import PPOV2Options
 from esper_core.rl.masks import compute_action_masks, mask_inputs_from_observations
 from esper_core.ops import Op
 from esper_core.records import EnvObservation, SlotSummary
@@ -119,7 +120,7 @@ def main(envs: int, slots: int, device: str, repeats: int, threads: int | None) 
         torch.set_num_threads(threads)
     dev = torch.device(device)
     sync = (lambda: torch.cuda.synchronize(dev)) if dev.type == "cuda" else (lambda: None)
-    space, lifecycle, floors = _space(slots), LifecycleConfig(), dict(PPOConfig().prob_floors)
+    space, lifecycle, floors = _space(slots), LifecycleConfig(), dict(PPOV2Options().prob_floors)
     observations = _observations(space, envs, seed=0)
     inputs = mask_inputs_from_observations(observations, space, lifecycle, dev)
     generator = torch.Generator(device=dev).manual_seed(0)

@@ -42,8 +42,9 @@ TINY: dict[str, Any] = {
     "task": {"options": {"train_size": 256, "val_size": 128, "test_size": 64}},
     "training": {"epoch_samples": 128, "batch_size": 64, "val_samples": 128, "eval_batch_size": 128},
     "run": {"episode_length": 4, "envs": 2},
-    "ppo": {"feature_dim": 32, "lstm_dim": 32},
 }
+#: ...and a narrow ppo_v2 (its options; other policies take none of these).
+TINY_PPO_V2: dict[str, Any] = {"policy": {"options": {"feature_dim": 32, "lstm_dim": 32}}}
 
 
 class StepClock(Progress):
@@ -196,6 +197,8 @@ def main(
     }
     if tiny:
         overrides = deep_merge(overrides, TINY)
+        if policy == "ppo_v2":
+            overrides = deep_merge(overrides, TINY_PPO_V2)
     if envs is not None:
         overrides = deep_merge(overrides, {"run": {"envs": envs}})
     if devices:

@@ -26,17 +26,22 @@ HEADS: tuple[str, ...] = (
     "alpha_curve",
 )
 
-#: Causal relevance: the heads whose choice changes what an op does. Explicit per op (DESIGN-NOTES).
+#: Causal relevance: the heads whose choice changes what an op does, explicit per op
+#: (docs/design/ppo-lessons.md, "Causal relevance masks"; the table: docs/architecture.md).
 RELEVANT_HEADS: dict[Op, frozenset[str]] = {
     Op.WAIT: frozenset({"op"}),
     Op.GERMINATE: frozenset({"op", "slot", "blueprint", "style", "tempo", "alpha_target"}),
-    # ARCHITECTURE lists `style` here too, but retargeting never changes a seed's blend style, so crediting
+    # Earlier designs credited `style` here too, but retargeting never changes a seed's blend style, so crediting
     # the style head for it would only add noise to its gradient. Relevance follows what the executor does.
     Op.SET_ALPHA_TARGET: frozenset({"op", "slot", "alpha_target", "alpha_speed", "alpha_curve"}),
     Op.PRUNE: frozenset({"op", "slot", "alpha_speed", "alpha_curve"}),
     Op.FOSSILIZE: frozenset({"op", "slot"}),
     Op.ADVANCE: frozenset({"op", "slot"}),
 }
+
+#: Heads that pick a value (a tempo, an alpha target, speed or curve): every entry is always legal, so their
+#: masks never depend on the env's state.
+VALUE_HEADS: tuple[str, ...] = ("tempo", "alpha_target", "alpha_speed", "alpha_curve")
 
 #: Alpha speeds: name -> epochs a retarget or a prune fade takes (0 = applied at once).
 ALPHA_SPEEDS: dict[str, int] = {"instant": 0, "fast": 2, "medium": 4, "slow": 8}

@@ -132,15 +132,16 @@ class RewardInputs:
 
 @attrs.frozen(kw_only=True)
 class PolicyContext:
-    """What a policy factory gets: the action space, sizes and the core config sections it may use."""
+    """What a policy factory gets besides its own options: the action space, sizes, where to run, its seed
+    and the lifecycle gates (its masks must enforce them). An algorithm's hyperparameters are never here:
+    they are the policy's own options (``policy.options.*``)."""
 
     space: Any  # esper_core.rl.actions.ActionSpace
     n_envs: int
     episode_length: int
     device: torch.device
     seed: int
-    ppo: Any  # esper_core.config.sections.PPOConfig
-    lifecycle: Any  # esper_core.config.sections.LifecycleConfig
+    lifecycle: Any  # esper_core.config.LifecycleConfig
 
 
 @attrs.frozen(kw_only=True, eq=False)

@@ -1,4 +1,5 @@
-"""Seed stages. Kept apart from the transition table so tensors and masks can import it cheaply."""
+"""Seed stages and the named sets of them that the lifecycle, masks, model and policies share. Kept apart
+from the transition table so tensors, masks and plugins can import them cheaply."""
 
 from enum import IntEnum
 
@@ -26,3 +27,9 @@ BLOCKS_GERMINATION: frozenset[SeedStage] = frozenset(
 LIVE_SEED_STAGES: frozenset[SeedStage] = frozenset(
     {SeedStage.GERMINATED, SeedStage.TRAINING, SeedStage.BLENDING, SeedStage.HOLDING}
 )
+
+#: Stages where a seed module is present (PRUNED while its alpha fades out).
+SEED_PRESENT_STAGES: frozenset[SeedStage] = frozenset(LIVE_SEED_STAGES | {SeedStage.FOSSILIZED, SeedStage.PRUNED})
+
+#: Stages in which PRUNE may apply (subject to the minimum-age gate).
+PRUNABLE_STAGES: frozenset[SeedStage] = frozenset({SeedStage.TRAINING, SeedStage.BLENDING, SeedStage.HOLDING})

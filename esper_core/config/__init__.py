@@ -12,13 +12,12 @@ from esper_core.config.sections import (
     HostConfig,
     LifecycleConfig,
     PolicyConfig,
-    PPOConfig,
     RewardConfig,
     RunConfig,
-    SettingError,
     TaskConfig,
     TrainingConfig,
 )
+from esper_core.validators import SettingError
 
 __all__ = [
     "ActionsConfig",
@@ -30,7 +29,6 @@ __all__ = [
     "LifecycleConfig",
     "PRESET_CHOICES",
     "PolicyConfig",
-    "PPOConfig",
     "RewardConfig",
     "RunConfig",
     "SettingError",

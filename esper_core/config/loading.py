@@ -14,6 +14,7 @@ import json
 import tomllib
 from collections.abc import Mapping
 from pathlib import Path
+from types import MappingProxyType
 from typing import Any, Iterable, Sequence
 
 import attrs
@@ -25,13 +26,21 @@ from cattrs.errors import (
     IterableValidationNote,
 )
 
-from esper_core.config.sections import EsperConfig, SettingError
+from esper_core.config.sections import EsperConfig
+from esper_core.validators import SettingError
 from esper_core.config.converter import CONVERTER, WrongType, type_name
 from esper_core.config.presets import PRESETS, UnknownPresetError, resolve_preset
 
 KeyPath = tuple[str | int, ...]
 DEFAULTS_SOURCE = "defaults"
 OVERRIDES_SOURCE = "command-line overrides"
+
+#: Top-level sections that no longer exist -> where their keys live now. An old key is an error that names
+#: its new home (a silent alias would let two spellings of one setting disagree).
+RETIRED_SECTIONS: Mapping[str, str] = MappingProxyType({
+    # 0.2: a policy's hyperparameters are the policy's own options (ppo_v2's included), not a core section.
+    "ppo": "policy.options",
+})
 
 
 def format_key_path(path: Sequence[str | int]) -> str:
@@ -124,6 +133,22 @@ def _problems(error: BaseException, path: KeyPath = ()) -> list[tuple[KeyPath, s
     if attrs_problem is not None:
         return [attrs_problem]
     return [(path, str(error) or type(error).__name__)]
+
+
+def _retired_problems(layers: Sequence[tuple[str, Mapping[str, Any]]]) -> list[ConfigProblem]:
+    """One problem per key under a retired section, naming the key's new path."""
+    problems = []
+    for source, tree in layers:
+        for section, new_home in RETIRED_SECTIONS.items():
+            if section not in tree:
+                continue
+            table = tree[section]
+            keys = sorted(table) if isinstance(table, Mapping) and table else [None]
+            for key in keys:
+                old = section if key is None else f"{section}.{key}"
+                new = new_home if key is None else f"{new_home}.{key}"
+                problems.append(ConfigProblem(old, f"moved to {new} (the [{section}] section is gone since 0.2)", source))
+    return problems
 
 
 def _has_path(tree: Any, path: KeyPath) -> bool:
@@ -259,6 +284,9 @@ def load_config(
         if not isinstance(overrides, Mapping):
             raise ConfigError([ConfigProblem("", "overrides must be a nested dict", overrides_source)])
         layers.append((overrides_source, overrides))
+    retired = _retired_problems(layers)
+    if retired:
+        raise ConfigError(retired)
     resolved = _resolve_preset(preset, layers, cuda_available)
     preset_layer = (f"preset {resolved!r}", PRESETS[resolved])
     all_layers = [(DEFAULTS_SOURCE, config_to_dict(EsperConfig())), preset_layer, *layers]

@@ -13,7 +13,7 @@ from typing import Mapping, Sequence
 from esper_core.config.sections import LifecycleConfig
 from esper_core.ops import Op
 from esper_core.records import SlotSummary
-from esper_core.stages import BLOCKS_GERMINATION, LIVE_SEED_STAGES, SeedStage
+from esper_core.stages import BLOCKS_GERMINATION, LIVE_SEED_STAGES, PRUNABLE_STAGES, SeedStage
 
 S = SeedStage
 
@@ -35,12 +35,6 @@ TRANSITIONS: Mapping[SeedStage, frozenset[SeedStage]] = MappingProxyType(
 
 #: Ops that act on one slot (WAIT acts on none).
 SLOT_OPS: tuple[Op, ...] = (Op.GERMINATE, Op.SET_ALPHA_TARGET, Op.PRUNE, Op.FOSSILIZE, Op.ADVANCE)
-
-#: Stages where a seed module is present (PRUNED while its alpha fades out).
-SEED_PRESENT_STAGES: frozenset[SeedStage] = frozenset(LIVE_SEED_STAGES | {S.FOSSILIZED, S.PRUNED})
-
-#: Stages in which PRUNE may apply (subject to the minimum-age gate).
-PRUNABLE_STAGES: frozenset[SeedStage] = frozenset({S.TRAINING, S.BLENDING, S.HOLDING})
 
 
 class LifecycleError(Exception):

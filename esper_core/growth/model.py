@@ -23,7 +23,6 @@ from esper_core.host_contract import HostContractError, structural_problems
 from esper_core.growth.lifecycle import (
     BadOpArgument,
     GateClosed,
-    PRUNABLE_STAGES,
     LifecycleError,
     SeedShapeError,
     germination_refusal,
@@ -33,7 +32,7 @@ from esper_core.ops import ALPHA_CURVES, ALPHA_SPEEDS, Op
 from esper_core.records import DecodedAction, SlotSummary, StageTransition
 from esper_core.growth.slot import SeedSlot
 from esper_core.specs import BlendStyleSpec, BlueprintSpec
-from esper_core.stages import LIVE_SEED_STAGES, SeedStage
+from esper_core.stages import LIVE_SEED_STAGES, PRUNABLE_STAGES, SeedStage
 
 S = SeedStage
 MORPHOLOGY_FORMAT = 1

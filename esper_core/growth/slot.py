@@ -24,9 +24,9 @@ from torch import nn
 
 from esper_core.growth.alpha import AlphaSchedule
 from esper_core.config.sections import LifecycleConfig
-from esper_core.growth.lifecycle import SEED_PRESENT_STAGES, check_transition
+from esper_core.growth.lifecycle import check_transition
 from esper_core.records import SlotPoint, SlotSummary, StageTransition
-from esper_core.stages import SeedStage
+from esper_core.stages import SEED_PRESENT_STAGES, SeedStage
 
 S = SeedStage
 

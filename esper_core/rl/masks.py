@@ -21,12 +21,11 @@ import torch
 
 from esper_core.rl.actions import ActionSpace
 from esper_core.config.sections import LifecycleConfig
-from esper_core.ops import HEADS, RELEVANT_HEADS, Op
+from esper_core.ops import HEADS, RELEVANT_HEADS, VALUE_HEADS, Op
 from esper_core.records import EnvObservation
 from esper_core.stages import BLOCKS_GERMINATION, LIVE_SEED_STAGES, SeedStage
 
 N_OPS = len(Op)
-_VALUE_HEADS = ("tempo", "alpha_target", "alpha_speed", "alpha_curve")
 
 
 @attrs.frozen(kw_only=True, eq=False)
@@ -230,7 +229,7 @@ def compute_action_masks(inputs: MaskInputs, actions: torch.Tensor) -> dict[str,
         "blueprint": blueprint_mask(inputs, actions[:, 1]),
         "style": style_mask(inputs, actions[:, 1]),
     }
-    for head in _VALUE_HEADS:
+    for head in VALUE_HEADS:
         masks[head] = value_head_mask(inputs.n_envs, inputs.head_sizes[head], inputs.device)
     return {head: masks[head] for head in HEADS}
 

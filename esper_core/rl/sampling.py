@@ -24,13 +24,11 @@ from esper_core.rl.masks import (
     style_mask,
     value_head_mask,
 )
-from esper_core.ops import HEADS
+from esper_core.ops import HEADS, VALUE_HEADS
 
 
 #: Heads sampled after op and slot, in HEADS order (their masks are fixed once op and slot are).
 _LATER_HEADS = HEADS[2:]
-#: Heads whose every entry is always legal.
-_VALUE_HEADS = ("tempo", "alpha_target", "alpha_speed", "alpha_curve")
 
 
 @attrs.frozen(kw_only=True, eq=False)
@@ -104,7 +102,7 @@ def sample_actions(
     # The remaining heads depend on op and slot only through their masks: sample them together.
     masks["blueprint"] = blueprint_mask(inputs, slot)
     masks["style"] = style_mask(inputs, slot)
-    for head in _VALUE_HEADS:
+    for head in VALUE_HEADS:
         masks[head] = value_head_mask(inputs.n_envs, inputs.head_sizes[head], inputs.device)
     later = _grouped(logits, masks, floors, _LATER_HEADS)
     later_actions = draw(later)

@@ -15,7 +15,7 @@ from esper_core.rl.actions import ActionSpace
 from esper_core.run.env import MorphogenesisEnv, StepResult
 from esper_core.ops import HEADS, RELEVANT_HEADS, Op
 from esper_core.records import DecodedAction, EnvObservation, PolicyOutput
-from esper_core.run.telemetry import (
+from esper_core.events import (
     ActionTaken,
     EpisodeEnded,
     Event,

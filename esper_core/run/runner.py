@@ -49,17 +49,8 @@ from esper_core.rl.rollout import RolloutBuffer
 from esper_core.run.metrics import action_mix, episode_records, round_metrics, step_events
 from esper_core.run.setup import ResolvedTask, plugin_set, resolve_devices, resolve_task, slot_layout, structure
 from esper_core.run.rundir import RunDir
-from esper_core.run.telemetry import (
-    EpisodeStarted,
-    JsonlSink,
-    PolicyWarning,
-    RoundEnded,
-    RunEnded,
-    RunInterrupted,
-    RunStarted,
-    Telemetry,
-    truncate_file,
-)
+from esper_core.events import EpisodeStarted, PolicyWarning, RoundEnded, RunEnded, RunInterrupted, RunStarted
+from esper_core.run.telemetry import JsonlSink, Telemetry, truncate_file
 
 #: Checkpoints kept on disk (the newest ones); older ones are deleted after each save.
 KEEP_CHECKPOINTS = 3
@@ -170,7 +161,6 @@ class Runner:
             episode_length=config.run.episode_length,
             device=self.policy_device,
             seed=derived_seed(seed, 200),
-            ppo=config.ppo,
             lifecycle=config.lifecycle,
         )
         policy_options = structure(self.policy_spec, config.policy.options, "policy.options")
@@ -408,10 +398,8 @@ class Runner:
         policy_metrics: dict[str, Any] = {}
         if self.policy_spec.learns:
             assert self.buffer is not None
-            self.buffer.validate()
-            self.buffer.compute_returns(
-                torch.zeros(n_envs, device=self.policy_device), self.config.ppo.gamma, self.config.ppo.gae_lambda
-            )
+            # The policy validates the rollout and computes its own returns (GAE or otherwise): the
+            # runner hands over what happened, the algorithm decides how to learn from it.
             policy_metrics = dict(self.policy.update(self.buffer))
         update_time = time.perf_counter() - update_started
         round_time = time.perf_counter() - started

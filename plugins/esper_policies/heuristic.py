@@ -24,10 +24,9 @@ from esper_core.rl.masks import MaskInputs, canonicalise_actions, compute_action
 from esper_core.ops import HEADS, Op
 from esper_core.records import DecodedAction, EnvObservation, PolicyContext, PolicyOutput, SlotSummary
 from esper_core.specs import PolicySpec
-from esper_core.stages import SeedStage
+from esper_core.stages import PRUNABLE_STAGES, SeedStage
 
 _CPU = torch.device("cpu")
-_PRUNABLE = (SeedStage.TRAINING, SeedStage.BLENDING, SeedStage.HOLDING)
 
 
 def _optional_int(minimum: int) -> Any:
@@ -225,7 +224,7 @@ class HeuristicPolicy:
             if slot.stage is SeedStage.HOLDING and _contribution(slot) > opts.fossilize_min_contribution:
                 yield DecodedAction(op=Op.FOSSILIZE, slot=slot.name)
         for slot in obs.slots:
-            if slot.stage in _PRUNABLE and slot.seed_age >= opts.prune_min_age and self._unwanted(slot):
+            if slot.stage in PRUNABLE_STAGES and slot.seed_age >= opts.prune_min_age and self._unwanted(slot):
                 yield DecodedAction(
                     op=Op.PRUNE, slot=slot.name, alpha_speed=self._prune_speed, alpha_curve=self._prune_curve
                 )

@@ -1,9 +1,10 @@
 """A long CPU smoke run of ppo_v2 on the slot game: past solving it, nothing turns NaN/inf, and the sparse
 blueprint head's conditional entropy never drops below what its probability floor guarantees.
 
-This is the failure DESIGN-NOTES calls central: a sparse head collapsing to one choice once the policy
-has converged. With floor f and n valid entries, the least spread distribution puts f on n-1 entries, so
-its normalised entropy is bounded below; here every slot admits exactly 2 blueprints (n = 2).
+This is the central failure of docs/design/ppo-lessons.md ("Entropy collapse in sparse heads"): a sparse
+head collapsing to one choice once the policy has converged. With floor f and n valid entries, the least
+spread distribution puts f on n-1 entries, so its normalised entropy is bounded below; here every slot
+admits exactly 2 blueprints (n = 2).
 
 Measured: with the default floors the converged head sits exactly at the bound (0.469); with floors 0 and
 no entropy bonus it collapses to 0.103 within the same 60 rounds, which this test fails on.
@@ -13,7 +14,7 @@ from __future__ import annotations
 
 import math
 
-from esper_core.config import PPOConfig
+from esper_policies.ppo_v2 import PPOV2Options
 from support.ppo_builders import games, policy, tiny_ppo
 from support.slot_game import play_round
 
@@ -34,7 +35,7 @@ def _numbers(metrics: dict) -> list[float]:
 
 
 def test_long_run_stays_finite_and_the_blueprint_head_keeps_its_floor() -> None:
-    floor = PPOConfig().prob_floors["blueprint"]
+    floor = PPOV2Options().prob_floors["blueprint"]
     bound = floor_implied_entropy(floor, n_valid=2)
     learner = policy(n_envs=N_ENVS, seed=1, ppo=tiny_ppo(feature_dim=32, lstm_dim=32, blueprint_embed_dim=4,
                                                         update_epochs=4),

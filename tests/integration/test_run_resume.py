@@ -5,6 +5,7 @@ action space or plugin set is refused with a diff."""
 from __future__ import annotations
 
 import pytest
+import torch
 from click.testing import CliRunner
 
 from esper_core.run.checkpoint import CheckpointMismatchError, latest_checkpoint, load_checkpoint
@@ -18,7 +19,7 @@ from esper_core.run.telemetry import read_jsonl
 from support.run_configs import SMALL_PPO, reproducible, write_config
 from support.run_fakes import ConvSeed
 
-PPO_RUN = {"host": {"name": "tiny_cnn"}, "policy": {"name": "ppo_v2"}, "ppo": SMALL_PPO, "run": {"episode_length": 4, "seed": 3}}
+PPO_RUN = {"host": {"name": "tiny_cnn"}, "policy": {"name": "ppo_v2", "options": SMALL_PPO}, "run": {"episode_length": 4, "seed": 3}}
 
 
 def _run(args: list[str]) -> str:
@@ -100,3 +101,23 @@ def test_policy_warnings_from_updates_are_written_as_events(straight):
     events = [(e["round"], e["message"]) for e in read_jsonl(straight_run / "events.jsonl") if e["type"] == "policy_warning"]
     assert expected, "a 2-env, 4-step run should trip at least one diagnostic (e.g. near-zero KL)"
     assert events == expected
+
+
+def test_a_checkpoint_from_before_the_ppo_section_moved_is_refused_with_the_new_key(straight, tmp_path):
+    """A 0.1 checkpoint stores a ``ppo`` config section; resuming it names where each key went, no traceback."""
+    straight_run, _ = straight
+    old = tmp_path / "old"
+    old.mkdir()
+    for item in ("config.json", "events.jsonl", "metrics.jsonl"):
+        (old / item).write_bytes((straight_run / item).read_bytes())
+    (old / "checkpoints").mkdir()
+    payload = load_checkpoint(latest_checkpoint(straight_run / "checkpoints"))
+    payload["config"]["ppo"] = {"clip_ratio": 0.2, "lstm_dim": 32}
+    torch.save(payload, old / "checkpoints" / "round_00002.pt")
+    for command in (["resume", str(old)], ["eval", str(old)]):
+        result = CliRunner().invoke(main, command)
+        assert result.exit_code == 2, result.output
+        assert "Traceback" not in result.output
+        assert result.exception is None or isinstance(result.exception, SystemExit), result.exception
+        assert "ppo.clip_ratio: moved to policy.options.clip_ratio" in result.output
+        assert "ppo.lstm_dim: moved to policy.options.lstm_dim" in result.output

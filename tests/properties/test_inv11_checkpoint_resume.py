@@ -18,7 +18,8 @@ from esper_core.config import (
 )
 from esper_core.run.rundir import RunDir
 from esper_core.run.runner import Runner
-from esper_core.run.telemetry import WALL_CLOCK_EVENTS, read_jsonl
+from esper_core.events import WALL_CLOCK_EVENTS
+from esper_core.run.telemetry import read_jsonl
 from support.run_fakes import POLICIES, RunnerRegistry
 
 

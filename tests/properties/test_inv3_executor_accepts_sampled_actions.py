@@ -1,7 +1,6 @@
 """Invariant 3, end to end: actions sampled from the masks of a real MorphogeneticModel's state are
 executed by it as sampled: it never raises, and every slot op takes effect on the chosen slot."""
 
-import pytest
 import torch
 from hypothesis import given, strategies as st
 
@@ -10,16 +9,14 @@ from esper_core.rl.masks import mask_inputs_from_observations
 from esper_core.ops import ALPHA_CURVES, ALPHA_SPEEDS, HEADS, Op
 from esper_core.records import EnvObservation
 from esper_core.rl.sampling import sample_actions
+from support import lifecycle_strategies
 from support.strategies import lifecycle_configs
-
-lifecycle_strategies = pytest.importorskip("lifecycle_strategies")
 
 STEPS = 14
 #: Ops that always cause a stage transition on their slot when executed.
 TRANSITION_OPS = {Op.GERMINATE, Op.ADVANCE, Op.PRUNE, Op.FOSSILIZE}
 #: Op logit bias (in Op order) that walks seeds through the whole lifecycle rather than pruning them.
 GROW_BIAS = torch.tensor([[0.0, 4.0, -2.0, -6.0, 8.0, 8.0]])
-
 
 def observe(model, space) -> EnvObservation:
     return EnvObservation(
@@ -28,7 +25,6 @@ def observe(model, space) -> EnvObservation:
         host_params=model.host_param_count(), seed_params=model.seed_param_count(), param_budget_used=0.0,
         last_op=Op.WAIT, last_action_ok=True, slots=model.summary(),
     )
-
 
 @given(
     lifecycle_configs(),

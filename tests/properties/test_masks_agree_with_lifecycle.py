@@ -1,17 +1,14 @@
 """The tensor masks agree with the lifecycle module's pure gate functions (the executor's own rules)
 on random states, slot by slot; and the test-side reference rules agree with them too."""
 
-import pytest
 import torch
 from hypothesis import given
 
+from esper_core.growth import lifecycle as lifecycle_module
 from esper_core.rl.masks import mask_inputs_from_observations, slot_op_legality
 from esper_core.ops import Op
 from support.lifecycle_truth import reference_germination_allowed, reference_legal_ops_for_slot
 from support.strategies import action_spaces, rl_setups
-
-lifecycle_module = pytest.importorskip("esper_core.growth.lifecycle")
-
 
 @given(rl_setups(spaces=action_spaces(fully_supported=True)))
 def test_slot_legality_matches_legal_ops_for_slot_and_germination_allowed(setup):
@@ -26,7 +23,6 @@ def test_slot_legality_matches_legal_ops_for_slot_and_germination_allowed(setup)
             offered = {op for op in Op if op != Op.WAIT and legality[env, index, op]}
             assert offered == expected, (summary, lifecycle)
             assert legality[env, index, Op.WAIT]
-
 
 @given(rl_setups())
 def test_reference_rules_match_the_lifecycle_module(setup):

@@ -7,7 +7,7 @@ from typing import Sequence
 import torch
 
 from esper_core.rl.actions import ActionSpace
-from esper_core.config import LifecycleConfig, PPOConfig
+from esper_core.config import LifecycleConfig
 from esper_core.records import EnvObservation, PolicyContext, SlotSummary
 from esper_core.stages import SeedStage
 from support.reward_builders import observation, slot
@@ -37,7 +37,6 @@ def context(seed: int = 0, n_envs: int = 1, action_space: ActionSpace | None = N
         episode_length=20,
         device=torch.device("cpu"),
         seed=seed,
-        ppo=PPOConfig(),
         lifecycle=LIFECYCLE,
     )
 

@@ -5,31 +5,32 @@ from __future__ import annotations
 import io
 from typing import Any
 
-import attrs
 import torch
 
-from esper_core.config import PPOConfig
 from esper_core.records import PolicyContext
 from esper_policies.ppo_v2 import SPEC, PPOV2Options, PPOV2Policy
 from support.slot_game import EPISODE_LENGTH, SlotGame, game_context, play_round
 
-TINY = PPOConfig(feature_dim=16, lstm_dim=16, blueprint_embed_dim=2, lr=3e-3)
+#: Small widths and a faster learning rate: the slot game needs no more, and CPU tests stay quick.
+TINY: dict[str, Any] = {"feature_dim": 16, "lstm_dim": 16, "blueprint_embed_dim": 2, "lr": 3e-3}
 
 
-def tiny_ppo(**changes: Any) -> PPOConfig:
-    return attrs.evolve(TINY, **changes)
+def tiny_ppo(**changes: Any) -> dict[str, Any]:
+    """ppo_v2 options: ``TINY`` with ``changes`` on top."""
+    return {**TINY, **changes}
 
 
 def policy(
     n_envs: int = 4,
     seed: int = 0,
-    ppo: PPOConfig | None = None,
+    ppo: dict[str, Any] | None = None,
     device: str = "cpu",
     episode_length: int = EPISODE_LENGTH,
     **options: Any,
 ) -> PPOV2Policy:
-    context = game_context(n_envs, seed, TINY if ppo is None else ppo, device, episode_length)
-    return SPEC.factory(PPOV2Options(**options), context)
+    """A ppo_v2 policy on the slot game; ``ppo`` (default ``TINY``) and ``options`` are its options."""
+    context = game_context(n_envs, seed, device, episode_length)
+    return SPEC.factory(PPOV2Options(**{**(TINY if ppo is None else ppo), **options}), context)
 
 
 def policy_for(context: PolicyContext, **options: Any) -> PPOV2Policy:

@@ -37,6 +37,6 @@ def write_config(directory: Path, *overrides: dict[str, Any]) -> Path:
 
 def reproducible(records: list[dict[str, Any]]) -> list[dict[str, Any]]:
     """Records without wall-clock values: run_start/run_end events and metrics' timing section."""
-    from esper_core.run.telemetry import WALL_CLOCK_EVENTS
+    from esper_core.events import WALL_CLOCK_EVENTS
 
     return [{k: v for k, v in r.items() if k != "timing"} for r in records if r.get("type") not in WALL_CLOCK_EVENTS]

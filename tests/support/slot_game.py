@@ -27,7 +27,7 @@ import attrs
 import torch
 
 from esper_core.rl.actions import ActionSpace
-from esper_core.config import LifecycleConfig, PPOConfig
+from esper_core.config import LifecycleConfig
 from esper_core.growth.lifecycle import germination_refusal, op_refusal
 from esper_core.rl.masks import compute_action_masks, mask_inputs_from_observations
 from esper_core.ops import ALPHA_SPEEDS, HEADS, Op
@@ -69,7 +69,6 @@ def game_space() -> ActionSpace:
 def game_context(
     n_envs: int,
     seed: int = 0,
-    ppo: PPOConfig | None = None,
     device: torch.device | str = "cpu",
     episode_length: int = EPISODE_LENGTH,
 ) -> PolicyContext:
@@ -79,7 +78,6 @@ def game_context(
         episode_length=episode_length,
         device=torch.device(device),
         seed=seed,
-        ppo=PPOConfig() if ppo is None else ppo,
         lifecycle=LIFECYCLE,
     )
 

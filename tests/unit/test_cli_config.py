@@ -38,10 +38,23 @@ def test_show_toml_parses_and_loads_back(tmp_path: Path) -> None:
 def test_flags_and_set_override_the_file(tmp_path: Path) -> None:
     path = tmp_path / "run.toml"
     path.write_text('[run]\nenvs = 3\nrounds = 2\n[policy]\nname = "heuristic"\n')
-    result = _show("--json", "--config", str(path), "--rounds", "5", "--set", "ppo.clip_ratio=0.3", "--set", "run.name=\"x1\"")
+    result = _show("--json", "--config", str(path), "--rounds", "5", "--set", "training.lr=0.3", "--set", "run.name=\"x1\"")
     data = json.loads(result.stdout)
     assert (data["run"]["envs"], data["run"]["rounds"], data["run"]["name"]) == (3, 5, "x1")
-    assert data["ppo"]["clip_ratio"] == 0.3 and data["policy"]["name"] == "heuristic"
+    assert data["training"]["lr"] == 0.3 and data["policy"]["name"] == "heuristic"
+
+
+@pytest.mark.parametrize("policy", ["heuristic", "ppo_v2"])
+def test_no_policy_gets_a_ppo_section(policy: str) -> None:
+    """The core has no PPO settings: ppo_v2's live in its own options, and no other policy sees them."""
+    data = json.loads(_show("--json", "--policy", policy).stdout)
+    assert "ppo" not in data and data["policy"]["name"] == policy
+
+
+def test_an_old_ppo_key_names_its_new_home() -> None:
+    result = _show("--set", "ppo.clip_ratio=0.3")
+    assert result.exit_code == 2 and "Traceback" not in result.output
+    assert "ppo.clip_ratio: moved to policy.options.clip_ratio" in result.stderr
 
 
 def test_preset_flag_selects_the_preset() -> None:
@@ -51,10 +64,10 @@ def test_preset_flag_selects_the_preset() -> None:
 
 def test_misspelt_key_in_file_fails_naming_key_and_file(tmp_path: Path) -> None:
     path = tmp_path / "bad.toml"
-    path.write_text("[ppo]\nclip_ratoi = 0.2\n")
+    path.write_text("[training]\nseed_lrr = 0.2\n")
     result = _show("--config", str(path))
     assert result.exit_code != 0
-    assert "ppo.clip_ratoi" in result.stderr and str(path) in result.stderr and "did you mean clip_ratio?" in result.stderr
+    assert "training.seed_lrr" in result.stderr and str(path) in result.stderr and "did you mean seed_lr?" in result.stderr
     assert result.stdout == ""
 
 
@@ -96,11 +109,12 @@ def test_set_values_parse_as_json_then_toml_then_text(text: str, value: object) 
 
 def test_overrides_from_cli_nests_flags_then_assignments() -> None:
     overrides = overrides_from_cli(
-        {"host": "tiny", "seed": None, "envs": 4}, ["ppo.prob_floors.op=0.2", "run.envs=6", "host.options.width=8"]
+        {"host": "tiny", "seed": None, "envs": 4},
+        ["policy.options.prob_floors.op=0.2", "run.envs=6", "host.options.width=8"],
     )
     assert overrides == {
         "host": {"name": "tiny", "options": {"width": 8}},
         "run": {"envs": 6},
-        "ppo": {"prob_floors": {"op": 0.2}},
+        "policy": {"options": {"prob_floors": {"op": 0.2}}},
     }
     assert parse_assignment("a.b.c=1") == {"a": {"b": {"c": 1}}}

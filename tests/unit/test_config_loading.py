@@ -10,7 +10,7 @@ import attrs
 import pytest
 from attrs import validators as v
 
-from esper_core.config import EsperConfig, LifecycleConfig, PPOConfig, SettingError
+from esper_core.config import DeviceConfig, EsperConfig, LifecycleConfig, SettingError, TrainingConfig
 from esper_core.config.loading import ConfigError, config_to_dict, load_config, structure_options
 from esper_core.config.presets import PRESETS
 from esper_core.specs import NoOptions, PolicySpec
@@ -28,22 +28,22 @@ def _only_problem(error: ConfigError):
 
 
 def test_misspelt_key_in_toml_is_named_with_a_suggestion_and_the_file(tmp_path: Path) -> None:
-    path = _write(tmp_path, "run.toml", "[ppo]\nclip_ratoi = 0.2\n")
+    path = _write(tmp_path, "run.toml", "[training]\nseed_lrr = 0.2\n")
     with pytest.raises(ConfigError) as caught:
         load_config(path, cuda_available=False)
     problem = _only_problem(caught.value)
-    assert (problem.key_path, problem.source) == ("ppo.clip_ratoi", str(path))
-    assert "did you mean clip_ratio?" in problem.message
-    assert "ppo.clip_ratoi" in str(caught.value) and str(path) in str(caught.value)
+    assert (problem.key_path, problem.source) == ("training.seed_lrr", str(path))
+    assert "did you mean seed_lr?" in problem.message
+    assert "training.seed_lrr" in str(caught.value) and str(path) in str(caught.value)
 
 
 def test_wrong_type_names_key_and_expected_type(tmp_path: Path) -> None:
-    path = _write(tmp_path, "run.toml", '[ppo]\nclip_ratio = "big"\nvalue_clip = "no"\n[run]\nenvs = 2.5\n')
+    path = _write(tmp_path, "run.toml", '[training]\nlr = "big"\nepoch_samples = "no"\n[run]\nenvs = 2.5\n')
     with pytest.raises(ConfigError) as caught:
         load_config(path, cuda_available=False)
     messages = {problem.key_path: problem.message for problem in caught.value.problems}
-    assert messages["ppo.clip_ratio"] == "expected float, got str 'big'"
-    assert messages["ppo.value_clip"] == "expected float | None, got str 'no'"
+    assert messages["training.lr"] == "expected float, got str 'big'"
+    assert messages["training.epoch_samples"] == "expected int | None, got str 'no'"
     assert messages["run.envs"] == "expected int, got float 2.5"
     assert {problem.source for problem in caught.value.problems} == {str(path)}
 
@@ -51,12 +51,11 @@ def test_wrong_type_names_key_and_expected_type(tmp_path: Path) -> None:
 @pytest.mark.parametrize(
     ("data", "key_path", "fragment"),
     [
-        ({"ppoo": {}}, "ppoo", "did you mean ppo?"),
+        ({"trainng": {}}, "trainng", "did you mean training?"),
         ({"actions": {"tempos": "358"}}, "actions.tempos", "expected tuple[int, ...], got str"),
         ({"actions": {"tempos": [3, "5"]}}, "actions.tempos[1]", "expected int, got str '5'"),
-        ({"ppo": {"prob_floors": {"blueprnt": 0.1}}}, "ppo.prob_floors.blueprnt", "did you mean blueprint?"),
-        ({"ppo": {"prob_floors": {"op": 1.5}}}, "ppo.prob_floors.op", "in [0, 1)"),
-        ({"ppo": 3}, "ppo", "expected a table (mapping), got int 3"),
+        ({"training": 3}, "training", "expected a table (mapping), got int 3"),
+        ({"training": {"momentum": 1.0}}, "training.momentum", "in [0.0, 1.0)"),
         ({"run": {"rounds": 0}}, "run.rounds", "integer >= 1"),
         ({"run": {"download": True}}, "run.download", "unknown key"),
         ({"device": {"bf16": 1}}, "device.bf16", "expected bool, got int 1"),
@@ -75,19 +74,19 @@ def test_json_file_errors_name_the_key_path(tmp_path: Path, data: dict, key_path
 
 
 def test_all_problems_are_reported_at_once(tmp_path: Path) -> None:
-    path = _write(tmp_path, "run.toml", "[ppo]\nclip_ratoi = 0.2\nlr = 'fast'\n[trainig]\n")
+    path = _write(tmp_path, "run.toml", "[training]\nseed_lrr = 0.2\nlr = 'fast'\n[trainig]\n")
     with pytest.raises(ConfigError) as caught:
         load_config(path, cuda_available=False)
-    assert sorted(problem.key_path for problem in caught.value.problems) == ["ppo.clip_ratoi", "ppo.lr", "trainig"]
+    assert sorted(problem.key_path for problem in caught.value.problems) == ["trainig", "training.lr", "training.seed_lrr"]
 
 
 @pytest.mark.parametrize(
     ("name", "text", "fragment"),
     [
-        ("bad.toml", "[ppo\nlr = 1", "invalid TOML"),
-        ("bad.json", "{'ppo': 1}", "invalid JSON"),
+        ("bad.toml", "[run\nenvs = 1", "invalid TOML"),
+        ("bad.json", "{'run': 1}", "invalid JSON"),
         ("list.json", "[1, 2]", "expected a table (JSON object), got list"),
-        ("run.yaml", "ppo: {}", "unsupported file type '.yaml'; use .toml or .json"),
+        ("run.yaml", "run: {}", "unsupported file type '.yaml'; use .toml or .json"),
     ],
 )
 def test_unreadable_files_are_config_errors_naming_the_file(tmp_path: Path, name: str, text: str, fragment: str) -> None:
@@ -114,13 +113,31 @@ def test_precedence_defaults_preset_file_cli(tmp_path: Path) -> None:
     from_cli = load_config(path, {"run": {"episode_length": 7}}, cuda_available=False)
     assert (from_cli.run.episode_length, from_cli.run.envs) == (7, 3)
     # untouched keys keep their defaults whatever the layers
-    assert from_cli.ppo == PPOConfig() and from_cli.lifecycle == LifecycleConfig()
+    assert from_cli.device == DeviceConfig() and from_cli.lifecycle == LifecycleConfig()
 
 
 def test_partial_tables_merge_into_the_defaults(tmp_path: Path) -> None:
-    path = _write(tmp_path, "run.toml", "[ppo.prob_floors]\nop = 0.15\n")
-    floors = load_config(path, cuda_available=False).ppo.prob_floors
-    assert floors == {**PPOConfig().prob_floors, "op": 0.15}
+    path = _write(tmp_path, "run.toml", "[training]\nseed_lr = 0.01\n")
+    training = load_config(path, cuda_available=False).training
+    expected = attrs.evolve(TrainingConfig(), **PRESETS["cpu-quick"]["training"], seed_lr=0.01)
+    assert training == expected
+
+
+@pytest.mark.parametrize(
+    ("text", "problems"),
+    [
+        ("[ppo]\nclip_ratio = 0.3\nlr = 1e-3\n", {"ppo.clip_ratio": "policy.options.clip_ratio", "ppo.lr": "policy.options.lr"}),
+        ("[ppo.prob_floors]\nop = 0.15\n", {"ppo.prob_floors": "policy.options.prob_floors"}),
+        ("ppo = 3\n", {"ppo": "policy.options"}),
+    ],
+)
+def test_the_retired_ppo_section_names_each_key_s_new_home(tmp_path: Path, text: str, problems: dict) -> None:
+    path = _write(tmp_path, "old.toml", text)
+    with pytest.raises(ConfigError) as caught:
+        load_config(path, cuda_available=False)
+    found = {problem.key_path: problem.message for problem in caught.value.problems}
+    assert found == {old: f"moved to {new} (the [ppo] section is gone since 0.2)" for old, new in problems.items()}
+    assert {problem.source for problem in caught.value.problems} == {str(path)}
 
 
 def test_preset_choice_explicit_then_file_then_auto(tmp_path: Path) -> None:
@@ -155,7 +172,7 @@ def test_errors_name_the_layer_that_set_the_bad_value(tmp_path: Path) -> None:
 
 def test_nothing_is_half_applied_and_inputs_are_untouched(tmp_path: Path) -> None:
     presets_before = json.dumps(PRESETS, default=dict, sort_keys=True)
-    overrides = {"run": {"envs": 4}, "ppo": {"lr": "oops"}}
+    overrides = {"run": {"envs": 4}, "training": {"lr": "oops"}}
     snapshot = copy.deepcopy(overrides)
     path = _write(tmp_path, "run.toml", "[run]\nrounds = 9\n")
 
@@ -178,8 +195,8 @@ def test_loaded_config_is_frozen() -> None:
 
 
 def test_setting_errors_name_the_key_when_built_in_python() -> None:
-    with pytest.raises(SettingError, match=r"ppo\.gamma: must be in \(0.0, 1.0\]"):
-        PPOConfig(gamma=0.0)
+    with pytest.raises(SettingError, match=r"training\.momentum: must be in \[0.0, 1.0\)"):
+        TrainingConfig(momentum=1.0)
 
 
 def test_config_to_dict_is_json_with_lists_and_loads_back(tmp_path: Path) -> None:

@@ -19,16 +19,14 @@ from esper_core.config import (
     HostConfig,
     LifecycleConfig,
     PolicyConfig,
-    PPOConfig,
     RunConfig,
     TrainingConfig,
 )
 from esper_core.config.loading import config_to_dict, load_config
-from esper_core.ops import ALPHA_CURVES, HEADS
+from esper_core.ops import ALPHA_CURVES
 from esper_core.config.presets import PRESETS
 
 names = st.text(alphabet="abcdefghijklmnopqrstuvwxyz_0123456789", min_size=1, max_size=12)
-fractions = st.floats(0.0, 0.99, allow_nan=False)
 positive = st.integers(1, 10_000)
 json_scalars = st.none() | st.booleans() | st.integers(-(2**40), 2**40) | st.floats(allow_nan=False, allow_infinity=False) | names
 json_values = st.recursive(json_scalars, lambda inner: st.lists(inner, max_size=3) | st.dictionaries(names, inner, max_size=3), max_leaves=8)
@@ -64,12 +62,6 @@ def configs(draw: st.DrawFn) -> EsperConfig:
             blueprints=draw(st.none() | unique(names)),
             tempos=draw(unique(st.integers(0, 20))),
             alpha_targets=draw(unique(st.floats(0.01, 1.0))),
-        ),
-        ppo=PPOConfig(
-            gamma=draw(st.floats(0.5, 1.0)),
-            value_clip=draw(st.none() | st.floats(0.01, 10.0)),
-            prob_floors={head: draw(fractions) for head in HEADS},
-            entropy_coefs={head: draw(st.floats(0.0, 5.0)) for head in HEADS},
         ),
         device=DeviceConfig(devices=draw(st.lists(names, max_size=3).map(tuple)), threads=draw(st.none() | positive)),
     )
@@ -109,7 +101,7 @@ def _toml_safe(value: Any) -> bool:
 @given(configs())
 def test_rendered_toml_loads_back_to_the_same_config_where_toml_can_say_it(cfg: EsperConfig) -> None:
     loaded = _load_from(to_toml(config_to_dict(cfg)), ".toml")
-    for section in ("ppo", "lifecycle", "actions"):
+    for section in ("lifecycle", "actions"):
         assert getattr(loaded, section) == getattr(cfg, section)
     if all(_toml_safe(v) for v in (cfg.host.options, cfg.policy.options)):
         assert loaded.host == cfg.host and loaded.policy == cfg.policy

@@ -6,7 +6,7 @@ import logging
 
 import torch
 
-from esper_core.config import PPOConfig
+from esper_policies.ppo_v2 import PPOV2Options
 from esper_core.ops import HEADS, Op
 from esper_policies.ppo_v2.network import OUTPUT_GAIN, PolicyNetwork, segment_starts
 from support.ppo_builders import policy
@@ -37,7 +37,7 @@ def test_step_output_shapes() -> None:
 
 def test_default_widths_match_the_architecture(monkeypatch) -> None:
     monkeypatch.setattr(torch.nn.init, "orthogonal_", lambda tensor, gain=1.0: tensor)  # widths only: skip slow QRs
-    cfg = PPOConfig()
+    cfg = PPOV2Options()
     net = PolicyNetwork(obs_dim=100, n_slots=3, n_blueprints=8, head_sizes=SIZES, feature_dim=cfg.feature_dim,
                         lstm_dim=cfg.lstm_dim, blueprint_embed_dim=cfg.blueprint_embed_dim)
     linear_widths = lambda seq: [(m.in_features, m.out_features) for m in seq if isinstance(m, torch.nn.Linear)]  # noqa: E731

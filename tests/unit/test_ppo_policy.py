@@ -5,6 +5,7 @@ from __future__ import annotations
 import pytest
 import torch
 
+from esper_core.config import ConfigError, structure_options
 from esper_core.rl.masks import compute_action_masks, mask_inputs_from_observations
 from esper_core.ops import HEADS
 from esper_core.protocols import Policy
@@ -58,9 +59,9 @@ def test_state_advances_and_reset_state_zeroes_only_finished_envs() -> None:
     p = policy()
     out = p.act(_observations(), None)
     h, c = out.state
-    assert h.shape == (1, 4, p.ppo.lstm_dim) and h.abs().sum() > 0
+    assert h.shape == (1, 4, p.options.lstm_dim) and h.abs().sum() > 0
     reset = p.reset_state(out.state, torch.tensor([True, False, True, False]))
-    assert torch.equal(reset[0][:, [0, 2]], torch.zeros(1, 2, p.ppo.lstm_dim))
+    assert torch.equal(reset[0][:, [0, 2]], torch.zeros(1, 2, p.options.lstm_dim))
     assert torch.equal(reset[0][:, [1, 3]], h[:, [1, 3]]) and torch.equal(reset[1][:, [1, 3]], c[:, [1, 3]])
     # A reset env acts exactly like a fresh one.
     observations = _observations()
@@ -104,8 +105,33 @@ def test_load_refuses_another_action_space_or_observation_layout() -> None:
 
 
 def test_bad_options_are_reported_with_the_key() -> None:
-    with pytest.raises(ValueError, match="entropy_warn: unknown head"):
+    with pytest.raises(ValueError, match=r"entropy_warn\.opp: not an action head; did you mean op\?"):
         PPOV2Options(entropy_warn={"opp": 0.2})
-    with pytest.raises(ValueError, match="minibatches"):
+    with pytest.raises(ValueError, match=r"minibatches: must be an integer >= 1 \(got 0\)"):
         PPOV2Options(minibatches=0)
     assert PPOV2Options(entropy_warn={"op": 0.3}).entropy_warn["blueprint"] == 0.1
+
+
+@pytest.mark.parametrize(
+    ("options", "key_path", "fragment"),
+    [
+        ({"prob_floors": {"blueprnt": 0.1}}, "policy.options.prob_floors.blueprnt", "did you mean blueprint?"),
+        ({"prob_floors": {"op": 1.5}}, "policy.options.prob_floors.op", "must be a number in [0, 1)"),
+        ({"gamma": 0.0}, "policy.options.gamma", "must be in (0.0, 1.0]"),
+        ({"clip_ratio": "big"}, "policy.options.clip_ratio", "expected float, got str 'big'"),
+        ({"clip_ratoi": 0.2}, "policy.options.clip_ratoi", "did you mean clip_ratio?"),
+    ],
+)
+def test_options_from_a_config_name_the_full_key(options: dict, key_path: str, fragment: str) -> None:
+    with pytest.raises(ConfigError) as caught:
+        structure_options(SPEC, options, "policy.options", source="run.toml")
+    (problem,) = caught.value.problems
+    assert (problem.key_path, problem.source) == (key_path, "run.toml") and fragment in problem.message
+
+
+def test_a_per_head_table_given_in_part_keeps_the_other_heads_defaults() -> None:
+    """``[policy.options.prob_floors] op = 0.15`` must not drop every other head's floor."""
+    defaults = PPOV2Options()
+    changed = structure_options(SPEC, {"prob_floors": {"op": 0.15}, "entropy_coefs": {"slot": 2.0}}, "policy.options")
+    assert changed.prob_floors == {**defaults.prob_floors, "op": 0.15}
+    assert changed.entropy_coefs == {**defaults.entropy_coefs, "slot": 2.0}

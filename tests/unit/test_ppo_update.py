@@ -10,11 +10,11 @@ import pytest
 import torch
 
 from esper_core.rl.advantages import clipped_surrogate, joint_log_ratio
-from esper_core.config import PPOConfig
 from esper_core.rl.masks import compute_action_masks, mask_inputs_from_observations
 from esper_core.ops import HEADS, Op
 from esper_core.records import DecodedAction
 from esper_core.rl.rollout import RolloutBuffer, RolloutError
+from esper_policies.ppo_v2 import PPOV2Options
 from esper_policies.ppo_v2.diagnostics import REPLAY_TOLERANCE, REPLAY_TOLERANCE_BF16, replay_tolerance
 from esper_policies.ppo_v2.update import prepare_inputs
 from support.ppo_builders import games, head_parameters, policy, rollout, tiny_ppo
@@ -58,7 +58,7 @@ def test_replay_matches_the_stored_log_probs_and_a_stale_state_is_flagged() -> N
     fresh = rollout(p)
     assert p.update(fresh)["replay_log_prob_error"] < 1e-5
     stale = rollout(p, seed=1)
-    stale.set_initial_state((torch.ones(1, 4, p.ppo.lstm_dim), torch.ones(1, 4, p.ppo.lstm_dim)))
+    stale.set_initial_state((torch.ones(1, 4, p.options.lstm_dim), torch.ones(1, 4, p.options.lstm_dim)))
     warnings = p.update(stale)["warnings"]
     assert any(w.startswith("replay_mismatch") for w in warnings), warnings
 
@@ -69,7 +69,7 @@ def test_reported_joint_kl_is_the_post_update_kl_not_the_in_step_one() -> None:
     while per-head KLs were ~1e-4) and ``kl_near_zero`` fired on healthy runs."""
     p = policy(minibatches=1)
     buffer = rollout(p)
-    inputs = prepare_inputs(buffer, p.layout, p.ppo.gamma, p.ppo.gae_lambda, torch.device("cpu"))
+    inputs = prepare_inputs(buffer, p.layout, p.options.gamma, p.options.gae_lambda, torch.device("cpu"))
     metrics = p.update(buffer)
     after = p._updater.evaluate_all(inputs)
     ops = inputs.actions[..., 0]
@@ -93,7 +93,7 @@ def test_replay_tolerance_follows_the_precision_the_policy_runs_in() -> None:
 
 
 def test_policy_runs_in_float32_unless_bf16_is_asked_for() -> None:
-    assert PPOConfig().bf16 is False
+    assert PPOV2Options().bf16 is False
 
 
 def test_kl_early_stop_triggers_and_stops_the_update() -> None:
@@ -240,13 +240,13 @@ def test_replay_at_default_widths_on_cuda_passes_fresh_and_flags_stale_state(bf1
     """At the real widths (512) a correct rollout passes each precision's own limit; in float32 a stale
     recurrent state is caught even in a fresh net (H100: fresh 1.3e-6, stale 1.5e-2). Under bf16 the same
     stale state is below the coarse bf16 limit (fresh 2.8e-5, stale 1.6e-2), so only the pass is checked."""
-    p = policy(ppo=attrs.evolve(PPOConfig(), bf16=bf16), device="cuda")
+    p = policy(ppo={"bf16": bf16}, device="cuda")
     fresh = p.update(rollout(p))
     assert not [w for w in fresh["warnings"] if w.startswith("replay_mismatch")], fresh["warnings"]
     if bf16:
         return
     assert fresh["replay_log_prob_error"] < 1e-4
     stale = rollout(p, seed=1)
-    dim = p.ppo.lstm_dim
+    dim = p.options.lstm_dim
     stale.set_initial_state((torch.ones(1, 4, dim, device="cuda"), torch.ones(1, 4, dim, device="cuda")))
     assert any(w.startswith("replay_mismatch") for w in p.update(stale)["warnings"])

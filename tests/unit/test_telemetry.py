@@ -7,15 +7,8 @@ import math
 
 import pytest
 
-from esper_core.run.telemetry import (
-    ActionTaken,
-    EpisodeEnded,
-    JsonlSink,
-    RewardGiven,
-    Telemetry,
-    read_jsonl,
-    truncate_file,
-)
+from esper_core.events import ActionTaken, EpisodeEnded, RewardGiven
+from esper_core.run.telemetry import JsonlSink, Telemetry, read_jsonl, truncate_file
 
 
 def _reward(step: int, value: float) -> RewardGiven:

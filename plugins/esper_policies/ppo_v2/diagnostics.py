@@ -31,7 +31,7 @@ REPLAY_TOLERANCE = 1e-3
 #: Under bf16 autocast the step-by-step acting pass and the whole-sequence replay round differently:
 #: up to 1.1e-2 was measured on an H100 at default widths with nothing wrong. At this tolerance the check
 #: only catches gross mismatches (a stale recurrent state in a fresh default-width net moved log-probs by
-#: just 1.5e-2 there), one reason the policy runs in float32 unless ``ppo.bf16`` is set.
+#: just 1.5e-2 there), one reason the policy runs in float32 unless ``policy.options.bf16`` is set.
 REPLAY_TOLERANCE_BF16 = 3e-2
 
 
@@ -54,7 +54,6 @@ def compute_diagnostics(
     after: Evaluation,
     train: TrainStats,
     *,
-    ppo: Any,
     options: PPOV2Options,
     feature_names: Sequence[str],
     saturation: torch.Tensor,
@@ -78,7 +77,7 @@ def compute_diagnostics(
         scalars[f"ratio_min/{head}"] = torch.where(decision, ratio, torch.inf).amin()
         scalars[f"ratio_mean/{head}"] = _masked_mean(ratio, decision)
         scalars[f"ratio_max/{head}"] = torch.where(decision, ratio, -torch.inf).amax()
-        scalars[f"clip_fraction/{head}"] = _masked_mean(((ratio - 1.0).abs() > ppo.clip_ratio).float(), decision)
+        scalars[f"clip_fraction/{head}"] = _masked_mean(((ratio - 1.0).abs() > options.clip_ratio).float(), decision)
         scalars[f"approx_kl/{head}"] = _masked_mean(ratio - 1.0 - log_ratio, decision)
         scalars[f"kl_samples/{head}"] = decision.sum().float()
 
@@ -86,7 +85,7 @@ def compute_diagnostics(
     joint = torch.where(relevance, head_log_ratio, 0.0).sum(-1).clamp(-LOG_RATIO_LIMIT, LOG_RATIO_LIMIT)
     joint_ratio = joint.exp()
     scalars["approx_kl"] = (joint_ratio - 1.0 - joint).mean()
-    scalars["joint_clip_fraction"] = ((joint_ratio - 1.0).abs() > ppo.clip_ratio).float().mean()
+    scalars["joint_clip_fraction"] = ((joint_ratio - 1.0).abs() > options.clip_ratio).float().mean()
     scalars["joint_ratio_min"] = joint_ratio.amin()
     scalars["joint_ratio_max"] = joint_ratio.amax()
     for op in Op:
@@ -142,12 +141,12 @@ def compute_diagnostics(
                 flat[f"{key}/{head}"] = None
     if returns_var < 1e-12:
         flat["explained_variance"] = flat["explained_variance_after"] = None
-    flat["warnings"] = _warnings(flat, ppo, options, worst_feature, replay_tolerance(ppo.bf16, ops.device))
+    flat["warnings"] = _warnings(flat, options, worst_feature, replay_tolerance(options.bf16, ops.device))
     return flat
 
 
 def _warnings(
-    flat: dict[str, Any], ppo: Any, options: PPOV2Options, worst_feature: str, replay_limit: float
+    flat: dict[str, Any], options: PPOV2Options, worst_feature: str, replay_limit: float
 ) -> list[str]:
     found: list[str] = []
     band = options.unchanged_band
@@ -179,10 +178,10 @@ def _warnings(
     if flat["approx_kl"] < KL_NEAR_ZERO:
         found.append(f"kl_near_zero: joint approx KL {flat['approx_kl']:.2e} after the update (the policy did not move)")
     grad = flat.get("grad_norm")
-    if grad is not None and grad > options.grad_clip_warn_factor * ppo.max_grad_norm:
+    if grad is not None and grad > options.grad_clip_warn_factor * options.max_grad_norm:
         found.append(
             f"grad_clipped_hard: pre-clip gradient norm {grad:.3g} is > {options.grad_clip_warn_factor:g}x "
-            f"ppo.max_grad_norm={ppo.max_grad_norm:g} (updates shrink to a few percent)"
+            f"options.max_grad_norm={options.max_grad_norm:g} (updates shrink to a few percent)"
         )
     if flat["replay_log_prob_error"] > replay_limit:
         found.append(

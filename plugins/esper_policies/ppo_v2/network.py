@@ -4,8 +4,8 @@ features (+ a learned embedding of each slot's blueprint) -> Linear + LayerNorm 
 LayerNorm -> one head per action head, a V(s) critic (the PPO baseline) and an op-conditioned Q(s, op)
 that reads a *detached* trunk (a diagnostic only: its loss never reaches the shared layers).
 
-Widths derive from ``PPOConfig`` so tests can use tiny networks; at the defaults (512) they are exactly
-the documented ones: heads 512->256->n, the blueprint head 512->512->128->n, the critic 512->256->128->64->1.
+Widths come from the policy options (``feature_dim``, ``lstm_dim``) so tests can use tiny networks; at
+the defaults (512) they are exactly the documented ones: heads 512->256->n, the blueprint head 512->512->128->n, the critic 512->256->128->64->1.
 """
 
 from __future__ import annotations
@@ -73,7 +73,7 @@ class PolicyNetwork(nn.Module):
             raise ValueError(f"PolicyNetwork: head_sizes lacks head(s) {missing}")
         for name, value in (("feature_dim", feature_dim), ("lstm_dim", lstm_dim), ("blueprint_embed_dim", blueprint_embed_dim)):
             if value < 1:
-                raise ValueError(f"ppo.{name} must be >= 1; got {value}")
+                raise ValueError(f"policy.options.{name} must be >= 1; got {value}")
         self.obs_dim, self.n_slots, self.lstm_dim = obs_dim, n_slots, lstm_dim
         self.blueprint_embedding = nn.Embedding(n_blueprints, blueprint_embed_dim)
         self.feature_net = nn.Sequential(

@@ -1,14 +1,56 @@
-"""Options of the ``ppo_v2`` policy that are not PPO hyperparameters (those live in ``PPOConfig``):
-how the rollout is split into gradient steps and when a diagnostic becomes a warning."""
+"""Every setting of the ``ppo_v2`` policy, in one class: ``policy.options.*`` in a config.
+
+The algorithm owns its hyperparameters (the core has no PPO section): PPO's own (learning rate, GAE,
+clipping, entropy, KL stop), the network's widths, how a rollout is split into gradient steps, and the
+thresholds at which a diagnostic becomes a warning. The defaults and their reasons are in
+``docs/design/ppo-lessons.md``.
+"""
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Any, Callable
 
 import attrs
-from attrs import validators as v
 
-from esper_core.ops import HEADS
+from esper_core.api import (
+    HEADS,
+    above,
+    at_least,
+    head_table,
+    int_at_least,
+    is_number,
+    positive,
+    within,
+)
+
+
+def _default_entropy_coefs() -> dict[str, float]:
+    # The sparse heads (chosen only on GERMINATE) get more: their entropy signal is diluted by every WAIT.
+    return {
+        "op": 1.0,
+        "slot": 1.0,
+        "blueprint": 1.3,
+        "tempo": 1.3,
+        "style": 1.2,
+        "alpha_target": 1.2,
+        "alpha_speed": 1.2,
+        "alpha_curve": 1.2,
+    }
+
+
+def _default_prob_floors() -> dict[str, float]:
+    # Every valid action keeps at least this probability, in sampling and in the update alike: the one
+    # remedy for a sparse head collapsing to a single choice that keeps the policy gradient unbiased.
+    return {
+        "op": 0.02,
+        "slot": 0.03,
+        "blueprint": 0.10,
+        "tempo": 0.10,
+        "style": 0.05,
+        "alpha_target": 0.05,
+        "alpha_speed": 0.05,
+        "alpha_curve": 0.05,
+    }
 
 
 def _default_entropy_warn() -> dict[str, float]:
@@ -17,29 +59,89 @@ def _default_entropy_warn() -> dict[str, float]:
     return {head: 0.1 for head in HEADS}
 
 
-def _thresholds(value: Any) -> dict[str, float]:
-    thresholds = _default_entropy_warn()
-    unknown = sorted(set(value) - set(HEADS))
-    if unknown:
-        raise ValueError(f"policy.options.entropy_warn: unknown head(s) {unknown}; heads are {list(HEADS)}")
-    thresholds.update({head: float(x) for head, x in dict(value).items()})
-    return thresholds
+def _over(defaults: Callable[[], dict[str, float]]) -> Callable[[Any], dict[str, float]]:
+    """A per-head table given for some heads; the others keep their default (``[policy.options.prob_floors]
+    op = 0.15`` must not silently drop every other head's floor)."""
+
+    def convert(value: Any) -> dict[str, float]:
+        return {**defaults(), **dict(value)}
+
+    return convert
+
+
+def _non_negative(value: Any) -> bool:
+    return is_number(value) and value >= 0
+
+
+def _unit_interval(value: Any) -> bool:
+    return is_number(value) and 0 <= value < 1
 
 
 @attrs.frozen(kw_only=True)
 class PPOV2Options:
+    # ------------------------------------------------------------------------------------ PPO itself
+    #: Adam learning rate (policy and critic).
+    lr: float = attrs.field(default=3e-4, validator=above(0.0))
+    #: Discount per env step (one host epoch).
+    gamma: float = attrs.field(default=0.995, validator=within(0.0, 1.0, low_open=True))
+    #: GAE lambda; with gamma 0.995 an effective horizon of about 33 steps.
+    gae_lambda: float = attrs.field(default=0.97, validator=within(0.0, 1.0))
+    #: Clip range of the joint ratio (the product of the relevant heads' ratios).
+    clip_ratio: float = attrs.field(default=0.2, validator=above(0.0))
+    #: Clip the value update to this distance from the stored values; None: no value clipping.
+    value_clip: float | None = attrs.field(default=None, validator=above(0.0, optional=True))
+    #: Weight of the value loss.
+    value_coef: float = attrs.field(default=1.0, validator=at_least(0.0))
+    #: Global scale of the entropy bonus; per-head weights in ``entropy_coefs``.
+    entropy_coef: float = attrs.field(default=0.01, validator=at_least(0.0))
+    #: Per-head entropy weights (head -> weight >= 0; heads not named keep their default); every head gets
+    #: its bonus at every step.
+    entropy_coefs: dict[str, float] = attrs.field(
+        factory=_default_entropy_coefs, converter=_over(_default_entropy_coefs), validator=head_table(_non_negative, "a number >= 0")
+    )
+    #: Per-head probability floors (head -> value in [0, 1); heads not named keep their default); applied
+    #: when sampling and when replaying alike.
+    prob_floors: dict[str, float] = attrs.field(
+        factory=_default_prob_floors, converter=_over(_default_prob_floors), validator=head_table(_unit_interval, "a number in [0, 1)")
+    )
+    #: Target approximate KL per update; the update stops early at ``kl_stop_factor`` times it.
+    target_kl: float = attrs.field(default=0.02, validator=above(0.0))
+    kl_stop_factor: float = attrs.field(default=1.5, validator=above(0.0))
+    #: Global gradient-norm clip (the pre-clip norm is logged: constant clipping is a bug).
+    max_grad_norm: float = attrs.field(default=1.0, validator=above(0.0))
+    #: Passes over each rollout. One by default: the recurrent states replayed go stale after the first.
+    update_epochs: int = attrs.field(default=1, validator=positive)
+    #: Truncated BPTT chunk in steps; None: whole episodes.
+    bptt_chunk: int | None = attrs.field(default=None, validator=int_at_least(1, optional=True))
     #: Gradient steps per epoch: the envs are split into this many groups of whole sequences (at most one
     #: group per env). Each sample is still used once per epoch, so hidden states never go stale; with a
     #: single group, the default one epoch would be one Adam step per round (KL ~ 1e-8 at lr 3e-4).
-    minibatches: int = attrs.field(default=4, validator=[v.instance_of(int), v.ge(1)])
+    minibatches: int = attrs.field(default=4, validator=positive)
+    #: Weight decay on the critic only (never on the actor heads).
+    critic_weight_decay: float = attrs.field(default=0.0, validator=at_least(0.0))
+
+    # -------------------------------------------------------------------------------------- network
+    #: Width of the feature net and of the LSTM (512 gives long episodes their memory; tests use 16-32).
+    feature_dim: int = attrs.field(default=512, validator=positive)
+    lstm_dim: int = attrs.field(default=512, validator=positive)
+    #: Learned blueprint embedding per slot in the observation.
+    blueprint_embed_dim: int = attrs.field(default=4, validator=positive)
+    #: Autocast the policy network on CUDA. Off by default: the policy is tiny next to the host (act +
+    #: update were ~2% of a round on the H100), and in bf16 the update's replayed log-probs drift ~1e-2 from
+    #: the acting ones, which blurs the ratio and hides real replay bugs behind a looser tolerance.
+    bf16: bool = False
+
+    # ----------------------------------------------------------------------------------- diagnostics
     #: Warn when a head's conditional normalised entropy falls below its threshold (head -> value).
-    entropy_warn: dict[str, float] = attrs.field(factory=_default_entropy_warn, converter=_thresholds)
-    #: Warn / critical when a head's ratio (max, or 1/min) passes these (DESIGN-NOTES: 3 and 10).
-    ratio_warn: float = attrs.field(default=3.0, validator=[v.instance_of((int, float)), v.gt(1.0)])
-    ratio_critical: float = attrs.field(default=10.0, validator=[v.instance_of((int, float)), v.gt(1.0)])
+    entropy_warn: dict[str, float] = attrs.field(
+        factory=_default_entropy_warn, converter=_over(_default_entropy_warn), validator=head_table(_non_negative, "a number >= 0")
+    )
+    #: Warn / critical when a head's ratio (max, or 1/min) passes these.
+    ratio_warn: float = attrs.field(default=3.0, validator=above(1.0))
+    ratio_critical: float = attrs.field(default=10.0, validator=above(1.0))
     #: A head whose ratio stays within [1 - band, 1 + band] on every decision did not change: warn.
-    unchanged_band: float = attrs.field(default=0.01, validator=[v.instance_of((int, float)), v.ge(0.0)])
-    #: Warn when the pre-clip gradient norm exceeds this multiple of ppo.max_grad_norm (constant clipping).
-    grad_clip_warn_factor: float = attrs.field(default=10.0, validator=[v.instance_of((int, float)), v.gt(1.0)])
+    unchanged_band: float = attrs.field(default=0.01, validator=at_least(0.0))
+    #: Warn when the pre-clip gradient norm exceeds this multiple of ``max_grad_norm`` (constant clipping).
+    grad_clip_warn_factor: float = attrs.field(default=10.0, validator=above(1.0))
     #: Warn when a clamped observation feature sits at its bound on more than this fraction of steps.
-    saturation_warn: float = attrs.field(default=0.5, validator=[v.instance_of((int, float)), v.ge(0.0), v.le(1.0)])
+    saturation_warn: float = attrs.field(default=0.5, validator=within(0.0, 1.0))

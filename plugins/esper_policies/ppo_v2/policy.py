@@ -37,11 +37,10 @@ class PPOV2Policy:
     def __init__(self, options: PPOV2Options, context: PolicyContext) -> None:
         self.options = options
         self.context = context
-        self.ppo = context.ppo
         self.space = context.space
         self.device = torch.device(context.device)
-        # PPOConfig validates its own values (head names, ranges); the floors are used as given.
-        self.floors = {head: float(value) for head, value in self.ppo.prob_floors.items()}
+        # The options validated the floors (head names, ranges); they are used as given.
+        self.floors = {head: float(value) for head, value in self.options.prob_floors.items()}
         self.encoder = ObservationEncoder(self.space, context.lifecycle, context.episode_length)
         self.layout = StoredLayout(self.encoder.float_dim, self.encoder.n_slots)
         with torch.random.fork_rng(devices=[]):
@@ -51,9 +50,9 @@ class PPOV2Policy:
                 n_slots=self.encoder.n_slots,
                 n_blueprints=self.encoder.n_blueprints,
                 head_sizes=self.space.head_sizes,
-                feature_dim=self.ppo.feature_dim,
-                lstm_dim=self.ppo.lstm_dim,
-                blueprint_embed_dim=self.ppo.blueprint_embed_dim,
+                feature_dim=self.options.feature_dim,
+                lstm_dim=self.options.lstm_dim,
+                blueprint_embed_dim=self.options.blueprint_embed_dim,
             )
         self.network = network.to(self.device)
         self.normaliser = RunningNormaliser(self.encoder.float_dim, device=self.device)
@@ -64,9 +63,9 @@ class PPOV2Policy:
         self.parameter_count = self.network.parameter_count()
         logger.info(
             "ppo_v2: %d parameters (%d observation features + %d slots x %d-dim blueprint embedding)",
-            self.parameter_count, self.encoder.float_dim, self.encoder.n_slots, self.ppo.blueprint_embed_dim,
+            self.parameter_count, self.encoder.float_dim, self.encoder.n_slots, self.options.blueprint_embed_dim,
         )
-        self._updater = PPOUpdate(self.network, self.optimizer, self.ppo, options, self.floors, self.generator)
+        self._updater = PPOUpdate(self.network, self.optimizer, options, self.floors, self.generator)
 
     def _make_optimizer(self) -> torch.optim.Optimizer:
         groups = self.network.parameter_groups()
@@ -75,9 +74,9 @@ class PPOV2Policy:
         return torch.optim.Adam(
             [
                 {"params": rest, "weight_decay": 0.0},
-                {"params": critic, "weight_decay": float(self.ppo.critic_weight_decay)},
+                {"params": critic, "weight_decay": float(self.options.critic_weight_decay)},
             ],
-            lr=self.ppo.lr,
+            lr=self.options.lr,
             eps=ADAM_EPS,
         )
 
@@ -105,7 +104,7 @@ class PPOV2Policy:
         encoded = self.encoder.encode(observations, self.device)
         features = self.normaliser.normalise(encoded.features)
         self.network.eval()
-        with autocast_context(self.device, self.ppo.bf16):
+        with autocast_context(self.device, self.options.bf16):
             out, new_state = self.network.step(features, encoded.blueprint_index, state)
         inputs = mask_inputs_from_observations(observations, self.space, self.context.lifecycle, self.device)
         sampled = sample_actions(out.logits, inputs, self.floors, deterministic=deterministic, generator=self.generator)
@@ -120,7 +119,7 @@ class PPOV2Policy:
 
     # ------------------------------------------------------------------------------------ learning
     def update(self, rollout: Any) -> dict[str, Any]:
-        inputs = prepare_inputs(rollout, self.layout, self.ppo.gamma, self.ppo.gae_lambda, self.device)
+        inputs = prepare_inputs(rollout, self.layout, self.options.gamma, self.options.gae_lambda, self.device)
         train = self._updater.run(inputs)
         after = self._updater.evaluate_all(inputs)
         # Statistics move only now: every row of this rollout was normalised with the same statistics.
@@ -130,7 +129,6 @@ class PPOV2Policy:
             inputs,
             after,
             train,
-            ppo=self.ppo,
             options=self.options,
             feature_names=self.encoder.feature_names,
             saturation=self.encoder.saturation(inputs.raw_features),

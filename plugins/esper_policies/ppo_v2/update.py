@@ -1,7 +1,7 @@
 """One PPO update of the recurrent factored policy from one rollout (DESIGN-NOTES, factored PPO).
 
 - Sequences are replayed from the rollout's stored initial recurrent state, whole episodes by default
-  (``ppo.bptt_chunk``: truncated BPTT, the state detached between chunks and gradients accumulated, so
+  (``bptt_chunk``: truncated BPTT, the state detached between chunks and gradients accumulated, so
   memory is bounded by one chunk while each gradient step still sees whole sequences).
 - Actions are evaluated under the **stored** masks with the same probability floors as when acting.
 - Per-head advantages (advantage x causal relevance) meet a ratio whose *value* is the joint ratio (sum
@@ -132,7 +132,7 @@ class TrainStats:
 
 
 def runs_in_bf16(device: torch.device, bf16: bool) -> bool:
-    """``ppo.bf16`` takes effect on CUDA only (no autocast elsewhere)."""
+    """``bf16`` takes effect on CUDA only (no autocast elsewhere)."""
     return bf16 and device.type == "cuda"
 
 
@@ -153,12 +153,11 @@ class PPOUpdate:
         self,
         network: PolicyNetwork,
         optimizer: torch.optim.Optimizer,
-        ppo: Any,
         options: PPOV2Options,
         floors: dict[str, float],
         generator: torch.Generator,
     ) -> None:
-        self.network, self.optimizer, self.ppo, self.options = network, optimizer, ppo, options
+        self.network, self.optimizer, self.options = network, optimizer, options
         self.floors, self.generator = floors, generator
         groups = network.parameter_groups()
         self.groups = groups
@@ -171,7 +170,7 @@ class PPOUpdate:
     ) -> tuple[Evaluation, State]:
         starts = [0] + [s - t0 for s in inputs.segment_starts if t0 < s < t1]
         device = inputs.actions.device
-        with autocast_context(device, self.ppo.bf16):
+        with autocast_context(device, self.options.bf16):
             out, state = self.network.unroll(
                 _select(inputs.features, t0, t1, envs),
                 _select(inputs.blueprint_index, t0, t1, envs),
@@ -197,7 +196,7 @@ class PPOUpdate:
     # ----------------------------------------------------------------------------------------- losses
     def _losses(self, ev: Evaluation, inputs: UpdateInputs, envs: torch.Tensor, t0: int, t1: int) -> dict[str, torch.Tensor]:
         """Sums over the chunk's samples (the caller divides by the minibatch's sample count)."""
-        ppo = self.ppo
+        opts = self.options
         actions = _select(inputs.actions, t0, t1, envs)
         ops = actions[..., 0]
         old_log_probs = _select(inputs.old_log_probs, t0, t1, envs)
@@ -210,15 +209,15 @@ class PPOUpdate:
         # Value: the joint log-ratio; gradient: only through each head's own log-probability.
         head_view = head_log_ratio + (joint.unsqueeze(-1) - head_log_ratio).detach()
         head_advantages = per_head_advantages(advantages, ops)
-        surrogate = clipped_surrogate(head_view, head_advantages, ppo.clip_ratio)
+        surrogate = clipped_surrogate(head_view, head_advantages, opts.clip_ratio)
 
         values = ev.values
-        if ppo.value_clip is not None:
-            clipped = old_values + (values - old_values).clamp(-ppo.value_clip, ppo.value_clip)
+        if opts.value_clip is not None:
+            clipped = old_values + (values - old_values).clamp(-opts.value_clip, opts.value_clip)
             value_err = torch.maximum((values - returns).square(), (clipped - returns).square())
         else:
             value_err = (values - returns).square()
-        coefs = torch.tensor([float(ppo.entropy_coefs.get(h, 1.0)) for h in HEADS], device=values.device)
+        coefs = torch.tensor([float(opts.entropy_coefs.get(h, 1.0)) for h in HEADS], device=values.device)
         weighted_entropy = (ev.entropy * coefs).sum()
         q_taken = ev.q.gather(-1, ops.unsqueeze(-1)).squeeze(-1)
         joint_ratio = joint.exp()
@@ -230,22 +229,22 @@ class PPOUpdate:
             # Measured during the step (before it is applied), so a separate name from the diagnostics'
             # post-update ``approx_kl``: in a one-epoch update this is ~0 by construction.
             "step_approx_kl": (joint_ratio - 1.0 - joint).sum(),
-            "step_clip_fraction": ((joint_ratio - 1.0).abs() > ppo.clip_ratio).float().sum(),
+            "step_clip_fraction": ((joint_ratio - 1.0).abs() > opts.clip_ratio).float().sum(),
             "nonfinite": (~torch.isfinite(ev.log_probs)).sum().float(),
         }
 
     # ------------------------------------------------------------------------------------------ steps
     def run(self, inputs: UpdateInputs) -> TrainStats:
-        ppo = self.ppo
+        opts = self.options
         device = inputs.actions.device
         n_envs = inputs.n_envs
         n_groups = min(self.options.minibatches, n_envs)
-        kl_limit = ppo.kl_stop_factor * ppo.target_kl
+        kl_limit = opts.kl_stop_factor * opts.target_kl
         sums: dict[str, torch.Tensor] = {}
         steps, early_stopped, epochs_done = 0, False, 0.0
         replay_error = torch.zeros((), device=device)
         self.network.train()
-        for epoch in range(ppo.update_epochs):
+        for epoch in range(opts.update_epochs):
             order = torch.randperm(n_envs, generator=self.generator, device=self.generator.device).to(device)
             groups = order.chunk(n_groups)
             for g, envs in enumerate(groups):
@@ -286,7 +285,7 @@ class PPOUpdate:
     def _gradient_step(self, inputs: UpdateInputs, envs: torch.Tensor, capture_replay: bool) -> dict[str, torch.Tensor]:
         """Forward and backward over the minibatch's whole sequences, chunk by chunk."""
         n_steps = inputs.n_steps
-        chunk = self.ppo.bptt_chunk or n_steps
+        chunk = self.options.bptt_chunk or n_steps
         n_samples = float(n_steps * envs.numel())
         state = (inputs.initial_state[0].index_select(1, envs), inputs.initial_state[1].index_select(1, envs))
         self.optimizer.zero_grad(set_to_none=True)
@@ -298,8 +297,8 @@ class PPOUpdate:
             losses = self._losses(ev, inputs, envs, t0, t1)
             total = (
                 losses["policy_loss"]
-                + self.ppo.value_coef * losses["value_loss"]
-                - self.ppo.entropy_coef * losses["entropy_bonus"]
+                + self.options.value_coef * losses["value_loss"]
+                - self.options.entropy_coef * losses["entropy_bonus"]
                 + losses["q_loss"]
             )
             (total / n_samples).backward()
@@ -319,7 +318,7 @@ class PPOUpdate:
         """Per-group norms, global clip (pre-clip norm kept), Q clipped on its own, optimiser step."""
         for name, params in self.groups.items():
             step[f"grad_norm/{name}"] = _grad_norm(params)
-        max_norm = self.ppo.max_grad_norm
+        max_norm = self.options.max_grad_norm
         total = nn.utils.clip_grad_norm_(self.main_params, max_norm)
         nn.utils.clip_grad_norm_(self.q_params, max_norm)
         step["grad_norm"] = total.detach().float()

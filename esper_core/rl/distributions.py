@@ -7,7 +7,8 @@ Why each choice:
   logits are shifted so their maximum is 0: exp(-1e4) underflows to exactly 0 in float32, so invalid
   entries carry no mass, and no -inf enters any arithmetic that autograd differentiates (no NaN
   gradients). Their probability is then set to exactly 0 and their log-probability to -inf.
-- The floor (DESIGN-NOTES, entropy collapse): valid probabilities are ``f + (1 - f * n_valid) * softmax``,
+- The floor (docs/design/ppo-lessons.md, "Why a probability floor and not an entropy penalty"): valid
+  probabilities are ``f + (1 - f * n_valid) * softmax``,
   so every valid entry keeps at least ``f`` and gradients still reach every logit through the softmax
   (a clamp would cut them). Sampling, ``log_prob``, ``entropy`` and ``mode`` all use this one floored
   distribution. When ``f * n_valid > 1`` (more valid entries than the floor can serve) the floor is

@@ -1,8 +1,9 @@
 """How much accuracy the seeds are credited with in one state.
 
 The counterfactual contribution (acc_with - acc_without) can overstate a seed: once the host has learned to
-depend on it, removing it hurts even if it added nothing overall (DESIGN-NOTES). So a positive contribution
-is credited only up to the total validation-accuracy improvement since the seed was germinated.
+depend on it, removing it hurts even if it added nothing overall (docs/design/growth-and-rewards.md,
+"Counterfactual contribution"). So a positive contribution is credited only up to the total
+validation-accuracy improvement since the seed was germinated.
 """
 
 from __future__ import annotations

@@ -1,7 +1,7 @@
 """Parameter rent: what the seeds cost, as a share of the original host.
 
-Rent must grow with seed size (DESIGN-NOTES), otherwise a large seed costs the same as a tiny one and the
-agent has no reason to prefer small, effective blueprints.
+Rent must grow with seed size (docs/design/growth-and-rewards.md, "Rent grows with seed size"), otherwise a
+large seed costs the same as a tiny one and the agent has no reason to prefer small, effective blueprints.
 """
 
 from __future__ import annotations

@@ -1,4 +1,4 @@
-"""Invariants of the reward plugins (DESIGN-NOTES, "Rewards"), as Hypothesis properties."""
+"""Invariants of the reward plugins (docs/design/growth-and-rewards.md, "Reward design"), as Hypothesis properties."""
 
 from __future__ import annotations
 

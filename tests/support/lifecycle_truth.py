@@ -16,7 +16,8 @@ from esper_core.ops import Op
 from esper_core.records import DecodedAction, EnvObservation, SlotSummary
 from esper_core.stages import SeedStage as S
 
-#: The causal table of ARCHITECTURE section 5, spelled out independently of esper_core.ops.RELEVANT_HEADS.
+#: The causal table of docs/architecture.md ("Action space and causal relevance"), spelled out
+#: independently of esper_core.ops.RELEVANT_HEADS.
 #: SET_ALPHA_TARGET does not credit `style` (a retarget never changes a seed's blend style; see ops.py).
 EXPECTED_RELEVANT: dict[Op, set[str]] = {
     Op.WAIT: {"op"},

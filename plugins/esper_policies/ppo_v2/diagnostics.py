@@ -3,9 +3,9 @@
 Ratio, clip fraction and KL are measured *after* the update (the policy that will act next against the
 one that acted): during a one-epoch update the ratio is 1 by construction and says nothing. Per-head
 statistics are taken over a head's *decisions*: steps where it was causally relevant and had more than
-one valid entry (a forced choice has entropy 0 and ratio 1 and would only dilute the signal; DESIGN-NOTES:
-sparse heads look ~20x healthier when averaged over all steps). ``None`` marks a statistic with no
-sample (see the matching ``decisions/<head>`` count).
+one valid entry (a forced choice has entropy 0 and ratio 1 and would only dilute the signal; see
+docs/design/ppo-lessons.md, "Conditional entropy": sparse heads look ~20x healthier averaged over all
+steps). ``None`` marks a statistic with no sample (see the matching ``decisions/<head>`` count).
 
 All statistics are built as device tensors and moved to the host in one transfer.
 """
@@ -22,8 +22,8 @@ from esper_core.ops import HEADS, Op
 from esper_policies.ppo_v2.options import PPOV2Options
 from esper_policies.ppo_v2.update import LOG_RATIO_LIMIT, Evaluation, TrainStats, UpdateInputs, runs_in_bf16
 
-#: Joint KL below this after an update means the policy did not move (DESIGN-NOTES: KL ~ 1e-9 in the
-#: collapsed run; healthy is 1e-2 to 5e-2).
+#: Joint KL below this after an update means the policy did not move (docs/design/ppo-lessons.md, "KL near
+#: zero and clip fraction zero are alarms": KL ~ 1e-9 in a collapsed run; healthy is 1e-2 to 5e-2).
 KL_NEAR_ZERO = 1e-6
 #: Replayed log-probs of the acting parameters must match the stored ones (else: stale recurrent state,
 #: recomputed masks or different inputs). In float32 they agree to ~1e-6 (H100, default widths).

@@ -1,4 +1,4 @@
-"""The recurrent factored actor-critic (ARCHITECTURE section 6).
+"""The recurrent factored actor-critic (docs/design/ppo-lessons.md, "Network sizing").
 
 features (+ a learned embedding of each slot's blueprint) -> Linear + LayerNorm + ReLU -> LSTM ->
 LayerNorm -> one head per action head, a V(s) critic (the PPO baseline) and an op-conditioned Q(s, op)

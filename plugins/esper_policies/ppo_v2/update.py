@@ -1,4 +1,5 @@
-"""One PPO update of the recurrent factored policy from one rollout (DESIGN-NOTES, factored PPO).
+"""One PPO update of the recurrent factored policy from one rollout (why it is shaped this way:
+``docs/design/ppo-lessons.md``, "Factored PPO").
 
 - Sequences are replayed from the rollout's stored initial recurrent state, whole episodes by default
   (``bptt_chunk``: truncated BPTT, the state detached between chunks and gradients accumulated, so

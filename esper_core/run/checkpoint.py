@@ -1,4 +1,5 @@
-"""Checkpoint files: atomic write-then-rename, safe load, RNG capture and compatibility checks.
+"""Checkpoint files: atomic write-then-rename, safe load and compatibility checks (the RNG states a
+checkpoint holds are captured and restored by ``esper_core.run.seeding``).
 
 Why ``weights_only``: a checkpoint is data, never code. Loading uses ``torch.load(weights_only=True)``,
 so a payload may hold only tensors, plain containers and primitives; ``save_checkpoint`` checks that
@@ -10,12 +11,10 @@ complete or absent (temporary file in the same directory, fsync, ``os.replace``)
 from __future__ import annotations
 
 import os
-import random
 import re
 from pathlib import Path
 from typing import Any, Mapping, Sequence
 
-import numpy as np
 import torch
 
 #: Bumped when the payload layout changes incompatibly.
@@ -203,51 +202,6 @@ def check_compatible(
     problems = compatibility_problems(saved, layout, plugins)
     if problems:
         raise CheckpointMismatchError(path, problems)
-
-
-# ------------------------------------------------------------------------------------------- RNG states
-def capture_rng_state() -> dict[str, Any]:
-    """Global RNG states (torch CPU and every CUDA device, python ``random``, numpy) as safe values."""
-    py_version, py_state, py_gauss = random.getstate()
-    np_state = np.random.get_state(legacy=False)
-    state: dict[str, Any] = {
-        "torch_cpu": torch.get_rng_state(),
-        "python": {"version": py_version, "state": list(py_state), "gauss": py_gauss},
-        "numpy": {
-            "bit_generator": np_state["bit_generator"],
-            "key": torch.from_numpy(np.asarray(np_state["state"]["key"], dtype=np.int64)),
-            "pos": int(np_state["state"]["pos"]),
-            "has_gauss": int(np_state["has_gauss"]),
-            "gauss": float(np_state["gauss"]),
-        },
-        "torch_cuda": [],
-    }
-    if torch.cuda.is_available() and torch.cuda.is_initialized():
-        state["torch_cuda"] = list(torch.cuda.get_rng_state_all())
-    return state
-
-
-def restore_rng_state(state: Mapping[str, Any]) -> None:
-    torch.set_rng_state(state["torch_cpu"])
-    python = state["python"]
-    random.setstate((python["version"], tuple(python["state"]), python["gauss"]))
-    numpy_state = state["numpy"]
-    np.random.set_state(
-        {
-            "bit_generator": numpy_state["bit_generator"],
-            "state": {"key": numpy_state["key"].numpy().astype(np.uint32), "pos": numpy_state["pos"]},
-            "has_gauss": numpy_state["has_gauss"],
-            "gauss": numpy_state["gauss"],
-        }
-    )
-    cuda_states = list(state.get("torch_cuda", []))
-    if cuda_states and torch.cuda.is_available():
-        if len(cuda_states) != torch.cuda.device_count():
-            raise CheckpointError(
-                f"checkpoint holds RNG states for {len(cuda_states)} CUDA device(s); this machine has "
-                f"{torch.cuda.device_count()}"
-            )
-        torch.cuda.set_rng_state_all(cuda_states)
 
 
 def tensors_to_cpu(value: Any) -> Any:

@@ -28,7 +28,6 @@ import math
 from typing import Any, Iterator, Mapping
 
 import attrs
-import numpy as np
 import torch
 import torch.nn.functional as F
 
@@ -36,6 +35,7 @@ from esper_core.config.sections import EsperConfig
 from esper_core.growth.counterfactual import contributions
 from esper_core.data import epoch_batches
 from esper_core.run.faults import recover, take_snapshot
+from esper_core.run.seeding import derived_seed, forked_rng
 from esper_core.growth.lifecycle import LifecycleError
 from esper_core.growth.model import MorphogeneticModel
 from esper_core.ops import Op
@@ -85,11 +85,6 @@ class EpisodeStats:
             pruned=self.pruned + to.count(SeedStage.PRUNED),
             faults=self.faults + int(fault),
         )
-
-
-def derived_seed(*parts: int) -> int:
-    """A 63-bit seed from integers (run seed, env index, episode...): independent streams, no collisions."""
-    return int(np.random.SeedSequence([int(p) for p in parts]).generate_state(2, dtype=np.uint64)[0] >> np.uint64(1))
 
 
 def autocast_context(device: torch.device, enabled: bool) -> contextlib.AbstractContextManager:
@@ -165,14 +160,6 @@ class MorphogenesisEnv:
         """uint8 -> float features (same values as ``TaskData.normalise``, constants cached on the device)."""
         return (x.float() * self._scale + self._shift).contiguous(memory_format=self.memory_format)
 
-    def _forked_rng(self, seed: int) -> contextlib.AbstractContextManager:
-        """Module initialisation from this env's own stream, whatever other envs did before."""
-        devices = [self.device.index or 0] if self.device.type == "cuda" else []
-        stack = contextlib.ExitStack()
-        stack.enter_context(torch.random.fork_rng(devices=devices))
-        torch.manual_seed(seed)
-        return stack
-
     @property
     def slot_names(self) -> tuple[str, ...]:
         return self._require_model().slot_names
@@ -195,7 +182,7 @@ class MorphogenesisEnv:
     # -------------------------------------------------------------------------------------------- reset
     def build_model(self, episode: int) -> MorphogeneticModel:
         """A fresh host from ``(seed, episode)``, on the device, wrapped with its slots and optimiser."""
-        with self._forked_rng(derived_seed(self.seed, 3, episode)):
+        with forked_rng(derived_seed(self.seed, 3, episode), self.device):
             host = self.host_spec.factory(self.host_options, self.data.info)
         host = host.to(self.device)
         if self.memory_format == torch.channels_last:
@@ -268,7 +255,7 @@ class MorphogenesisEnv:
                 transitions = []
             else:
                 init_seed = int(torch.randint(0, 2**62, (1,), generator=self._init_generator))
-                with self._forked_rng(init_seed):
+                with forked_rng(init_seed, self.device):
                     transitions = model.execute(action)
         except LifecycleError as error:
             raise IllegalActionError(f"env {self.index}: the action {action} is illegal here: {error}") from error

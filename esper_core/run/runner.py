@@ -15,7 +15,6 @@ round start (the partial round is discarded, so resuming replays it exactly) and
 from __future__ import annotations
 
 import contextlib
-import random
 import signal
 import threading
 import time
@@ -24,24 +23,21 @@ from pathlib import Path
 from typing import Any, Iterator, Sequence
 
 import attrs
-import numpy as np
 import torch
 
 import esper_core
 from esper_core.rl.actions import ActionSpace
 from esper_core.run.checkpoint import (
     CheckpointError,
-    capture_rng_state,
     check_compatible,
     checkpoint_path,
     remove_old_checkpoints,
-    restore_rng_state,
     save_checkpoint,
     tensors_to_cpu,
     version_changes,
 )
 from esper_core.config.sections import EsperConfig
-from esper_core.run.env import MorphogenesisEnv, StepResult, derived_seed
+from esper_core.run.env import MorphogenesisEnv, StepResult
 from esper_core.run.legality import check_legal
 from esper_core.run.progress import Progress
 from esper_core.records import DecodedAction, PolicyContext, PolicyOutput
@@ -49,18 +45,12 @@ from esper_core.rl.rollout import RolloutBuffer
 from esper_core.run.metrics import action_mix, episode_records, round_metrics, step_events
 from esper_core.run.setup import ResolvedTask, plugin_set, resolve_devices, resolve_task, slot_layout, structure
 from esper_core.run.rundir import RunDir
+from esper_core.run.seeding import capture_rng_state, derived_seed, forked_rng, restore_rng_state, seed_everything
 from esper_core.events import EpisodeStarted, PolicyWarning, RoundEnded, RunEnded, RunInterrupted, RunStarted
 from esper_core.run.telemetry import JsonlSink, Telemetry, truncate_file
 
 #: Checkpoints kept on disk (the newest ones); older ones are deleted after each save.
 KEEP_CHECKPOINTS = 3
-
-
-def seed_everything(seed: int) -> None:
-    """Global generators (policy initialisation and anything else that draws from them)."""
-    torch.manual_seed(seed)
-    random.seed(seed)
-    np.random.seed(seed % 2**32)
 
 
 def config_dict(config: EsperConfig) -> dict[str, Any]:
@@ -189,7 +179,7 @@ class Runner:
         self._step_index = 0
 
     def _load_task(self, device: torch.device, data_dir: str, seed: int) -> Any:
-        with torch.random.fork_rng(devices=[]):
+        with forked_rng():
             return self.task.task.load(Path(data_dir).expanduser(), device, seed)
 
     # ------------------------------------------------------------------------------------ run directory

@@ -15,6 +15,7 @@ import torch
 
 from esper_core.config.sections import DeviceConfig, TaskConfig
 from esper_core.host_contract import assert_host_contract
+from esper_core.run.seeding import forked_rng
 
 
 class SetupError(ValueError):
@@ -117,7 +118,7 @@ def plugin_set(registry: Any, used: Mapping[str, tuple[str, ...] | str]) -> dict
 def slot_layout(host_spec: Any, host_options: Any, info: Any) -> tuple[tuple[str, ...], str]:
     """Slot names and topology of a host, from a throwaway instance built without touching global RNG;
     the instance is also checked against the host contract, forward pass included."""
-    with torch.random.fork_rng(devices=[]):
+    with forked_rng():
         host = host_spec.factory(host_options, info)
         assert_host_contract(host, info, name=host_spec.name)
     return tuple(p.name for p in host.slot_points()), getattr(host, "topology", host_spec.topology)

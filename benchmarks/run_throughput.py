@@ -68,7 +68,7 @@ def _sync(device: torch.device) -> None:
 
 def measure_esper(config: Any, registry: Any, seconds: float) -> dict[str, Any]:
     clock = StepClock()
-    runner = Runner(config, registry, progress=clock)
+    runner = Runner.build(config, registry, progress=clock)
     timer = threading.Timer(seconds, runner.request_stop)
     started = time.perf_counter()
     timer.start()

@@ -124,7 +124,7 @@ def run_command(ctx: click.Context, devices: str | None, blueprints: str | None,
     registry = registry_for(ctx)
     progress = Progress(quiet=quiet)
     try:
-        runner = Runner(config, registry, progress=progress)
+        runner = Runner.build(config, registry, progress=progress)
         name = config.run.name or default_run_name(config.host.name, config.policy.name)
         runner.use_run_dir(RunDir.create(config.run.run_dir, name))
         progress.notice(
@@ -158,7 +158,7 @@ def resume_command(ctx: click.Context, run_dir: str, rounds: int | None, quiet: 
     try:
         run, path, payload = _open_latest(run_dir)
         config = config_from_checkpoint(payload)
-        runner = Runner(config, registry_for(ctx), progress=progress)
+        runner = Runner.build(config, registry_for(ctx), progress=progress)
         runner.use_run_dir(run)
         runner.restore(payload, str(path))
     except _USER_ERRORS + (ValueError,) as error:
@@ -204,7 +204,7 @@ def eval_command(ctx: click.Context, run_dir: str) -> None:
     progress = Progress()
     try:
         run, path, payload = _open_latest(run_dir)
-        runner = Runner(config_from_checkpoint(payload), registry_for(ctx), progress=progress)
+        runner = Runner.build(config_from_checkpoint(payload), registry_for(ctx), progress=progress)
         runner.restore(payload, str(path))
         rows = runner.evaluate()
     except _USER_ERRORS + (ValueError,) as error:

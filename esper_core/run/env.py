@@ -105,8 +105,8 @@ class MorphogenesisEnv:
         device: torch.device | str,
         seed: int,
         *,
-        host_options: Any = None,
-        reward: Any = None,
+        host_options: Any,
+        reward: Any,
         index: int = 0,
     ) -> None:
         self.data = task_data
@@ -116,16 +116,7 @@ class MorphogenesisEnv:
         self.seed = int(seed)
         self.index = index
         self.episode_length = config.run.episode_length
-        if host_options is None:
-            from esper_core.config.loading import structure_options
-
-            host_options = structure_options(host_spec, config.host.options, "host.options")
         self.host_options = host_options
-        if reward is None:
-            from esper_core.config.loading import structure_options
-
-            reward_spec = registry.get("reward", config.reward.name)
-            reward = reward_spec.factory(structure_options(reward_spec, config.reward.options, "reward.options"))
         self.reward = reward
         self.blueprints = dict(registry.specs("blueprint"))
         self.styles = dict(registry.specs("blend_style"))

@@ -19,14 +19,12 @@ import signal
 import threading
 import time
 from collections import Counter
-from pathlib import Path
 from typing import Any, Iterator, Sequence
 
 import attrs
 import torch
 
 import esper_core
-from esper_core.rl.actions import ActionSpace
 from esper_core.run.checkpoint import (
     CheckpointError,
     check_compatible,
@@ -37,15 +35,15 @@ from esper_core.run.checkpoint import (
     version_changes,
 )
 from esper_core.config.sections import EsperConfig
-from esper_core.run.env import MorphogenesisEnv, StepResult
+from esper_core.run.env import StepResult
 from esper_core.run.legality import check_legal
 from esper_core.run.progress import Progress
-from esper_core.records import DecodedAction, PolicyContext, PolicyOutput
+from esper_core.records import DecodedAction, PolicyOutput
 from esper_core.rl.rollout import RolloutBuffer
 from esper_core.run.metrics import action_mix, episode_records, round_metrics, step_events
-from esper_core.run.setup import ResolvedTask, plugin_set, resolve_devices, resolve_task, slot_layout, structure
+from esper_core.run.setup import ResolvedTask, RunParts, build_run
 from esper_core.run.rundir import RunDir
-from esper_core.run.seeding import capture_rng_state, derived_seed, forked_rng, restore_rng_state, seed_everything
+from esper_core.run.seeding import capture_rng_state, restore_rng_state
 from esper_core.events import EpisodeStarted, PolicyWarning, RoundEnded, RunEnded, RunInterrupted, RunStarted
 from esper_core.run.telemetry import JsonlSink, Telemetry, truncate_file
 
@@ -92,80 +90,24 @@ def sigint_finishes_step(flag: _StopFlag) -> Iterator[None]:
 
 
 class Runner:
-    """Builds envs, action space, policy and rollout once; ``run(rounds)`` plays rounds."""
+    """Plays the rounds of a run built by ``build_run`` (``Runner.build`` does both): ``run(rounds)``."""
 
-    def __init__(
-        self,
-        config: EsperConfig,
-        registry: Any,
-        *,
-        run_dir: RunDir | None = None,
-        progress: Progress | None = None,
-        resolved_task: ResolvedTask | None = None,
-    ) -> None:
-        self.config = config
-        self.registry = registry
+    def __init__(self, parts: RunParts, *, run_dir: RunDir | None = None, progress: Progress | None = None) -> None:
+        self.parts = parts
+        self.config = parts.config
+        self.registry = parts.registry
         self.run_dir = run_dir
         self.progress = progress if progress is not None else Progress(quiet=True)
-        if config.device.threads is not None:
-            torch.set_num_threads(config.device.threads)
-        seed = config.run.seed
-        seed_everything(seed)
-        self.devices = resolve_devices(config.device)
-        self.task = resolved_task if resolved_task is not None else resolve_task(registry, config.task)
-        if self.task.notice:
-            self.progress.notice(self.task.notice)
-        data_dir = config.task.data_dir
-        self.data = {}
-        for device in dict.fromkeys(self.devices):
-            self.data[device] = self._load_task(device, data_dir, seed)
-        self.host_spec = registry.get("host", config.host.name)
-        host_options = structure(self.host_spec, config.host.options, "host.options")
-        reward_spec = registry.get("reward", config.reward.name)
-        reward_options = structure(reward_spec, config.reward.options, "reward.options")
-        n_envs = config.run.envs
-        if n_envs < 1:
-            raise ValueError(f"run.envs must be >= 1; got {n_envs}")
-        self.envs = [
-            MorphogenesisEnv(
-                self.data[self.devices[i % len(self.devices)]],
-                self.host_spec,
-                config,
-                registry,
-                self.devices[i % len(self.devices)],
-                derived_seed(seed, 100, i),
-                host_options=host_options,
-                reward=reward_spec.factory(reward_options),
-                index=i,
-            )
-            for i in range(n_envs)
-        ]
-        first_data = self.data[self.devices[0]]
-        slot_names, topology = slot_layout(self.host_spec, host_options, first_data.info)
-        self.space = ActionSpace.from_registry(registry, topology, slot_names, config.actions)
-        self.policy_spec = registry.get("policy", config.policy.name)
-        self.policy_device = self.devices[0]
-        context = PolicyContext(
-            space=self.space,
-            n_envs=n_envs,
-            episode_length=config.run.episode_length,
-            device=self.policy_device,
-            seed=derived_seed(seed, 200),
-            lifecycle=config.lifecycle,
-        )
-        policy_options = structure(self.policy_spec, config.policy.options, "policy.options")
-        self.policy = self.policy_spec.factory(policy_options, context)
-        self.plugins = plugin_set(
-            registry,
-            {
-                "task": self.task.spec.name,
-                "host": self.host_spec.name,
-                "policy": self.policy_spec.name,
-                "reward": reward_spec.name,
-                "blueprint": self.space.blueprints[1:],
-                "blend_style": self.space.styles,
-            },
-        )
+        self.devices = parts.devices
+        self.task = parts.task
+        self.data = parts.data
+        self.host_spec = parts.host_spec
+        self.envs = parts.envs
+        self.space = parts.space
+        self.policy_spec = parts.policy_spec
+        self.policy = parts.policy
+        self.policy_device = parts.policy_device
+        self.plugins = parts.plugins
         self.buffer: RolloutBuffer | None = None
         self.round = 0
         self.totals: dict[str, Any] = {
@@ -178,9 +120,20 @@ class Runner:
         self._policy_state: Any = None
         self._step_index = 0
 
-    def _load_task(self, device: torch.device, data_dir: str, seed: int) -> Any:
-        with forked_rng():
-            return self.task.task.load(Path(data_dir).expanduser(), device, seed)
+    @classmethod
+    def build(
+        cls,
+        config: EsperConfig,
+        registry: Any,
+        *,
+        run_dir: RunDir | None = None,
+        progress: Progress | None = None,
+        resolved_task: ResolvedTask | None = None,
+    ) -> "Runner":
+        """``build_run`` then a runner over it: what every command and most tests want."""
+        progress = progress if progress is not None else Progress(quiet=True)
+        parts = build_run(config, registry, resolved_task=resolved_task, notice=progress.notice)
+        return cls(parts, run_dir=run_dir, progress=progress)
 
     # ------------------------------------------------------------------------------------ run directory
     def describe(self) -> dict[str, Any]:

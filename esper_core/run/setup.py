@@ -1,21 +1,26 @@
-"""Resolving what a run uses before it starts: devices, the task (``auto``), plugin options and provenance.
+"""Wiring a run: ``build_run(config, registry)`` resolves devices, the task (``auto``) and every plugin's
+options, loads the data, builds the envs, the action space and the policy, and records provenance. It is the
+one place a run is put together, so `esper run`, `esper resume`, `esper eval`, the tests and the benchmark
+all get the same run from the same config; the runner only plays it.
 
-Kept apart from the loop so `esper run`, `esper resume`, `esper eval` and the benchmark resolve things the
-same way. The core never names a concrete plugin: ``task = "auto"`` picks the available task with the
-highest ``auto_priority`` among whatever the registry holds.
+The core never names a concrete plugin: ``task = "auto"`` picks the available task with the highest
+``auto_priority`` among whatever the registry holds.
 """
 
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Any, Mapping
+from typing import Any, Callable, Mapping
 
 import attrs
 import torch
 
-from esper_core.config.sections import DeviceConfig, TaskConfig
+from esper_core.config.sections import DeviceConfig, EsperConfig, TaskConfig
 from esper_core.host_contract import assert_host_contract
-from esper_core.run.seeding import forked_rng
+from esper_core.records import PolicyContext, TaskData
+from esper_core.rl.actions import ActionSpace
+from esper_core.run.env import MorphogenesisEnv
+from esper_core.run.seeding import derived_seed, forked_rng, seed_everything
 
 
 class SetupError(ValueError):
@@ -122,3 +127,89 @@ def slot_layout(host_spec: Any, host_options: Any, info: Any) -> tuple[tuple[str
         host = host_spec.factory(host_options, info)
         assert_host_contract(host, info, name=host_spec.name)
     return tuple(p.name for p in host.slot_points()), getattr(host, "topology", host_spec.topology)
+
+
+@attrs.frozen(eq=False)
+class RunParts:
+    """Everything a run is made of, built once by ``build_run``; the runner plays rounds with it."""
+
+    config: EsperConfig
+    registry: Any
+    devices: tuple[torch.device, ...]
+    task: ResolvedTask
+    data: dict[torch.device, TaskData]  # one copy of the task's tensors per device
+    host_spec: Any
+    reward_spec: Any
+    envs: list[MorphogenesisEnv]
+    space: ActionSpace
+    policy_spec: Any
+    policy: Any
+    policy_device: torch.device
+    plugins: dict[str, dict[str, str | None]]  # "kind:name" -> contributor, saved in config.json and checkpoints
+
+
+def _load_task(task: ResolvedTask, device: torch.device, data_dir: str, seed: int) -> TaskData:
+    with forked_rng():
+        return task.task.load(Path(data_dir).expanduser(), device, seed)
+
+
+def build_run(
+    config: EsperConfig,
+    registry: Any,
+    *,
+    resolved_task: ResolvedTask | None = None,
+    notice: Callable[[str], None] | None = None,
+) -> RunParts:
+    """Resolve, load and build everything a run needs, in the order the seeds require (see ``seeding``).
+
+    ``resolved_task`` skips resolving the task again when the caller already did. ``notice`` hears what was
+    chosen for the user (``task auto -> ...``) before the data loads. Bad plugin options raise
+    ``ConfigError``; an unusable setup ``SetupError``.
+    """
+    if config.device.threads is not None:
+        torch.set_num_threads(config.device.threads)
+    seed = config.run.seed
+    seed_everything(seed)
+    devices = resolve_devices(config.device)
+    task = resolved_task if resolved_task is not None else resolve_task(registry, config.task)
+    if task.notice and notice is not None:
+        notice(task.notice)
+    data = {device: _load_task(task, device, config.task.data_dir, seed) for device in dict.fromkeys(devices)}
+    host_spec = registry.get("host", config.host.name)
+    host_options = structure(host_spec, config.host.options, "host.options")
+    reward_spec = registry.get("reward", config.reward.name)
+    reward_options = structure(reward_spec, config.reward.options, "reward.options")
+    envs = []
+    for i in range(config.run.envs):
+        device = devices[i % len(devices)]
+        envs.append(
+            MorphogenesisEnv(
+                data[device], host_spec, config, registry, device, derived_seed(seed, 100, i),
+                host_options=host_options, reward=reward_spec.factory(reward_options), index=i,
+            )
+        )
+    slot_names, topology = slot_layout(host_spec, host_options, data[devices[0]].info)
+    space = ActionSpace.from_registry(registry, topology, slot_names, config.actions)
+    policy_spec = registry.get("policy", config.policy.name)
+    context = PolicyContext(
+        space=space,
+        n_envs=config.run.envs,
+        episode_length=config.run.episode_length,
+        device=devices[0],
+        seed=derived_seed(seed, 200),
+        lifecycle=config.lifecycle,
+    )
+    policy = policy_spec.factory(structure(policy_spec, config.policy.options, "policy.options"), context)
+    used = {
+        "task": task.spec.name,
+        "host": host_spec.name,
+        "policy": policy_spec.name,
+        "reward": reward_spec.name,
+        "blueprint": space.blueprints[1:],
+        "blend_style": space.styles,
+    }
+    return RunParts(
+        config=config, registry=registry, devices=devices, task=task, data=data, host_spec=host_spec,
+        reward_spec=reward_spec, envs=envs, space=space, policy_spec=policy_spec, policy=policy,
+        policy_device=devices[0], plugins=plugin_set(registry, used),
+    )

@@ -32,7 +32,7 @@ def test_a_nan_seed_is_rolled_back_and_pruned_and_the_run_continues(tmp_path):
             "run": {"envs": 1, "episode_length": 8, "rounds": 2, "seed": 0},
         }
     )
-    runner = Runner(config, registry_from_plugins(NanBlueprintPlugin(), builtins=True))
+    runner = Runner.build(config, registry_from_plugins(NanBlueprintPlugin(), builtins=True))
     runner.use_run_dir(RunDir.create(tmp_path, "faults"))
     runner.start()
     outcome = runner.run(2)

@@ -86,7 +86,7 @@ def test_a_new_blueprint_plugin_changes_the_layout_and_resume_refuses_with_a_dif
     path = latest_checkpoint(tmp_path / "r" / "checkpoints")
     payload = load_checkpoint(path)
     registry = registry_from_plugins(ExtraBlueprint(), builtins=True)
-    runner = Runner(config_from_checkpoint(payload), registry)
+    runner = Runner.build(config_from_checkpoint(payload), registry)
     with pytest.raises(CheckpointMismatchError) as info:
         runner.restore(payload, str(path))
     message = str(info.value)

@@ -46,14 +46,14 @@ def _lines(run: RunDir) -> list[dict]:
 @given(seed=st.integers(0, 2**31 - 1), envs=st.integers(1, 2), split=st.integers(1, 2))
 def test_resume_at_any_round_boundary_replays_the_uninterrupted_run(seed: int, envs: int, split: int) -> None:
     with tempfile.TemporaryDirectory() as root:
-        straight = Runner(_config(seed, envs), RunnerRegistry(POLICIES), run_dir=RunDir.create(root, "straight"))
+        straight = Runner.build(_config(seed, envs), RunnerRegistry(POLICIES), run_dir=RunDir.create(root, "straight"))
         straight.start()
         straight.run(3)
-        first = Runner(_config(seed, envs), RunnerRegistry(POLICIES), run_dir=RunDir.create(root, "split"))
+        first = Runner.build(_config(seed, envs), RunnerRegistry(POLICIES), run_dir=RunDir.create(root, "split"))
         first.start()
         first.run(split)
         path = Path(root) / "split" / "checkpoints" / f"round_{split:05d}.pt"
-        resumed = Runner(_config(seed, envs), RunnerRegistry(POLICIES), run_dir=first.run_dir)
+        resumed = Runner.build(_config(seed, envs), RunnerRegistry(POLICIES), run_dir=first.run_dir)
         resumed.restore(load_checkpoint(path), str(path))
         resumed.run(3 - split)
         assert _lines(straight.run_dir) == _lines(first.run_dir)

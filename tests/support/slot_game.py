@@ -8,11 +8,16 @@ shared masks apply unchanged. The game:
 - Blueprint ``BLUEPRINTS[k]`` is the right one for context k. Slots have topologies: ``narrow`` fits only
   s0, ``wide`` only s1, ``both`` either, so the right blueprint needs the right slot (the blueprint mask
   depends on the sampled slot).
-- Every step, each slot holding a seed pays +0.1 if its blueprint is the right one, -0.05 otherwise
-  (rent); any op other than WAIT and GERMINATE costs 0.03 (fiddling). One live seed at most.
-- Optimal: germinate the right blueprint in a fitting slot at step 0, then WAIT: return 0.1 x length. The
-  longer the episode, the sparser the steps on which blueprint, slot, style, tempo and alpha_target matter
-  (1 in 16 at length 16: close to the ~5% GERMINATE rate of real runs).
+- Every step, each slot holding a *live* seed (``LIVE_SEED_STAGES``: the stages the ``max_seeds`` gate
+  counts) pays +0.1 if its blueprint is the right one, -0.05 otherwise (rent); any op other than WAIT and
+  GERMINATE costs 0.03 (fiddling). One live seed at most (``max_seeds=1``). A FOSSILIZED seed has left the
+  game: it neither pays nor costs. (It used to keep paying without counting toward ``max_seeds``, so
+  GERMINATE, ADVANCE, ADVANCE, FOSSILIZE, GERMINATE again earned two seeds' pay: 2.52 at length 16 in
+  context 1, above the intended 1.6; ``test_slot_game_optimum_is_the_intended_solution`` guards this.)
+- Optimal: germinate the right blueprint in a fitting slot at step 0, then WAIT: return 0.1 x length. No
+  play beats it: only live seeds pay, at most one is live, and it pays at most 0.1 per step. The longer the
+  episode, the sparser the steps on which blueprint, slot, style, tempo and alpha_target matter (1 in 16 at
+  length 16: close to the ~5% GERMINATE rate of real runs).
 
 ``play_round`` plays one episode in every game with a policy exactly as the run loop does (batched act,
 legality check, rollout with the stored masks, initial recurrent state, done at the last step).
@@ -33,7 +38,7 @@ from esper_core.rl.masks import compute_action_masks, mask_inputs_from_observati
 from esper_core.ops import ALPHA_SPEEDS, HEADS, Op
 from esper_core.records import DecodedAction, EnvObservation, PolicyContext, SlotSummary
 from esper_core.rl.rollout import RolloutBuffer
-from esper_core.stages import SeedStage
+from esper_core.stages import LIVE_SEED_STAGES, SeedStage
 
 SLOTS = ("s0", "s1")
 SLOT_TOPOLOGIES = ("a", "b")
@@ -46,7 +51,9 @@ RIGHT_PAYS, WRONG_COSTS, FIDDLE_COSTS = 0.1, 0.05, 0.03
 OPTIMAL_RETURN = RIGHT_PAYS * EPISODE_LENGTH
 HOST_PARAMS, SEED_PARAMS = 1_000, 100
 
-_SEED_PRESENT = (SeedStage.TRAINING, SeedStage.BLENDING, SeedStage.HOLDING, SeedStage.FOSSILIZED)
+#: The stages in which a seed pays (or costs) every step: exactly those ``max_seeds`` counts, so that one seed
+#: limit also limits the pay per step. FOSSILIZED is not among them.
+PAYING_STAGES = LIVE_SEED_STAGES
 
 
 class IllegalGameAction(RuntimeError):
@@ -139,7 +146,7 @@ class SlotGame:
         cue = CONTEXT_CUES[self.context]
         val_acc = min(1.0, cue + 0.01 * self.good_steps)
         summaries = tuple(s.summary() for s in self.slots)
-        live = sum(s.seed_params for s in summaries if s.stage in _SEED_PRESENT[:3])
+        live = sum(s.seed_params for s in summaries if s.stage in PAYING_STAGES)
         return EnvObservation(
             epoch=self.epoch, episode_length=self.episode_length, topology="a", train_loss=1.0 - cue,
             train_acc=cue, val_loss=1.0 - val_acc, val_acc=val_acc, val_acc_delta=0.0, val_loss_delta=0.0,
@@ -157,7 +164,7 @@ class SlotGame:
         reward = self._execute(action)
         self._step_epoch()
         for slot in self.slots:
-            if slot.stage in _SEED_PRESENT:
+            if slot.stage in PAYING_STAGES:
                 good = slot.blueprint == self.right_blueprint
                 reward += RIGHT_PAYS if good else -WRONG_COSTS
                 self.good_steps += int(good)

@@ -15,6 +15,7 @@ from esper_core.run.env import IllegalActionError
 from esper_core.ops import HEADS
 from esper_core.run.rundir import RunDir
 from esper_core.run.runner import Runner
+from esper_core.run.setup import build_run
 from esper_core.events import WALL_CLOCK_EVENTS
 from esper_core.run.telemetry import read_jsonl
 from support.run_fakes import POLICIES, RunnerRegistry
@@ -36,7 +37,7 @@ def _config(policy: str = "random", rounds: int = 2, **run) -> EsperConfig:
 
 def _runner(tmp_path, config: EsperConfig, name: str = "run", registry=None) -> Runner:
     registry = registry or RunnerRegistry(POLICIES)
-    runner = Runner(config, registry, run_dir=RunDir.create(tmp_path, name))
+    runner = Runner.build(config, registry, run_dir=RunDir.create(tmp_path, name))
     runner.start()
     return runner
 
@@ -100,7 +101,7 @@ def test_resume_continues_exactly(tmp_path):
     first = _runner(tmp_path, _config("learner", rounds=2), "split")
     first.run(1)
     path = latest_checkpoint(first.run_dir.checkpoints)
-    resumed = Runner(_config("learner", rounds=2), RunnerRegistry(POLICIES), run_dir=first.run_dir)
+    resumed = Runner.build(_config("learner", rounds=2), RunnerRegistry(POLICIES), run_dir=first.run_dir)
     resumed.restore(load_checkpoint(path), str(path))
     resumed.run(1)
     for name in ("events_path", "metrics_path"):
@@ -131,7 +132,7 @@ def test_a_stop_request_finishes_the_step_and_resume_replays_the_round(tmp_path)
     path = latest_checkpoint(stopped.run_dir.checkpoints)
     payload = load_checkpoint(path)
     assert payload["round"] == 1
-    resumed = Runner(_config(rounds=2), RunnerRegistry(POLICIES), run_dir=stopped.run_dir)
+    resumed = Runner.build(_config(rounds=2), RunnerRegistry(POLICIES), run_dir=stopped.run_dir)
     resumed.restore(payload, str(path))
     resumed.run(1)
     assert _reproducible(read_jsonl(straight.run_dir.events_path)) == _reproducible(read_jsonl(stopped.run_dir.events_path))
@@ -142,7 +143,7 @@ def test_resume_refuses_another_action_layout_with_a_diff(tmp_path):
     runner.run(1)
     payload = load_checkpoint(latest_checkpoint(runner.run_dir.checkpoints))
     changed = attrs.evolve(_config(), actions=ActionsConfig(tempos=(1, 2, 3), alpha_targets=(0.5, 1.0), blueprints=("conv",)))
-    other = Runner(changed, RunnerRegistry(POLICIES))
+    other = Runner.build(changed, RunnerRegistry(POLICIES))
     with pytest.raises(CheckpointMismatchError, match=r"'tempo'.*this run only: \[3\]"):
         other.restore(payload, "ck.pt")
 
@@ -151,7 +152,7 @@ def test_resume_refuses_another_plugin_set(tmp_path):
     runner = _runner(tmp_path, _config())
     runner.run(1)
     payload = load_checkpoint(latest_checkpoint(runner.run_dir.checkpoints))
-    other = Runner(_config("learner"), RunnerRegistry(POLICIES))
+    other = Runner.build(_config("learner"), RunnerRegistry(POLICIES))
     with pytest.raises(CheckpointMismatchError, match="policy:random.*\n.*policy:learner|policy:learner.*\n.*policy:random"):
         other.restore(payload, "ck.pt")
 
@@ -169,6 +170,22 @@ def test_resume_refuses_another_kind_of_device(tmp_path):
     runner.run(1)
     payload = load_checkpoint(latest_checkpoint(runner.run_dir.checkpoints))
     payload["devices"] = ["cuda:0", "cuda:0"]
-    other = Runner(_config(), RunnerRegistry(POLICIES))
+    other = Runner.build(_config(), RunnerRegistry(POLICIES))
     with pytest.raises(CheckpointError, match="same kind of device"):
         other.restore(payload, "ck.pt")
+
+
+def test_build_run_wires_everything_once_and_two_builds_from_one_config_are_the_same_run(tmp_path) -> None:
+    """``build_run`` is the one place a run is put together; the runner only plays what it was given."""
+    config, notices = _config(), []
+    parts = build_run(config, RunnerRegistry(POLICIES), notice=notices.append)
+    assert len(parts.envs) == config.run.envs and [env.index for env in parts.envs] == [0, 1]
+    assert len({env.seed for env in parts.envs}) == config.run.envs  # independent streams
+    assert parts.policy_device == parts.devices[0] and parts.space.blueprints[1:] == ("conv",)
+    assert set(parts.plugins) >= {"task:toy", "host:toy", "policy:random", "reward:acc", "blueprint:conv"}
+    runner = Runner(parts)
+    assert runner.envs is parts.envs and runner.policy is parts.policy
+    again = Runner.build(config, RunnerRegistry(POLICIES))
+    for first, second in zip(parts.envs, again.envs):
+        assert first.seed == second.seed
+    assert notices == []  # the task was named: nothing chosen on the user's behalf

@@ -195,30 +195,9 @@ class ActionSpace:
         entries = self._entries()
         return {head: list(entries[head]) for head in HEADS}
 
-    def diff(self, other_layout: Mapping[str, Sequence[Any]]) -> list[str]:
-        """Human-readable differences between this layout and ``other_layout`` (empty when they match)."""
-        mine = self.layout()
-        problems: list[str] = []
-        for head in [h for h in other_layout if h not in mine]:
-            problems.append(f"head {head!r} is in the other layout but not in this action space")
-        for head, entries in mine.items():
-            if head not in other_layout:
-                problems.append(f"head {head!r} is missing from the other layout")
-                continue
-            theirs = list(other_layout[head])
-            if theirs == entries:
-                continue
-            if len(theirs) != len(entries):
-                problems.append(f"head {head!r}: {len(entries)} entries here, {len(theirs)} in the other layout")
-            added = [e for e in entries if e not in theirs]
-            removed = [e for e in theirs if e not in entries]
-            if added:
-                problems.append(f"head {head!r}: only here: {added!r}")
-            if removed:
-                problems.append(f"head {head!r}: only in the other layout: {removed!r}")
-            if not added and not removed:
-                problems.append(f"head {head!r}: same entries in another order: here {entries!r}, other {theirs!r}")
-        return problems
+    def diff(self, saved: Mapping[str, Sequence[Any]], saved_name: str = "the saved layout") -> list[str]:
+        """Differences between this space's layout and a saved one (``layout_diff``; empty when they match)."""
+        return layout_diff(self.layout(), saved, here="this run", there=saved_name)
 
     # ------------------------------------------------------------------------------------------ support
     def blueprint_support(self, device: torch.device | str | None = None) -> torch.Tensor:
@@ -269,3 +248,32 @@ class ActionSpace:
                 raise ValueError(f"action head {head!r}: {value!r} is not one of {list(entries[head])!r}")
             indices.append(entries[head].index(value))
         return torch.tensor(indices, dtype=torch.long, device=device)
+
+
+def layout_diff(
+    current: Mapping[str, Sequence[Any]], saved: Mapping[str, Sequence[Any]], *, here: str, there: str
+) -> list[str]:
+    """Human-readable differences between two action layouts (head -> ordered entries), naming each head
+    and the entries only one side has; an empty list when they match. Why it matters: a policy or rollout
+    indexes heads by position, so a layout that differs even in order would silently pick other actions."""
+    problems: list[str] = []
+    for head in [h for h in saved if h not in current]:
+        problems.append(f"action head {head!r} is in {there} but not in {here}")
+    for head, entries in current.items():
+        if head not in saved:
+            problems.append(f"action head {head!r} is in {here} but not in {there}")
+            continue
+        mine, theirs = list(entries), list(saved[head])
+        if mine == theirs:
+            continue
+        removed = [e for e in theirs if e not in mine]
+        added = [e for e in mine if e not in theirs]
+        detail = []
+        if removed:
+            detail.append(f"{there} only: {removed!r}")
+        if added:
+            detail.append(f"{here} only: {added!r}")
+        if not detail:
+            detail.append(f"same entries, other order: {there} {theirs!r}, {here} {mine!r}")
+        problems.append(f"action head {head!r} differs ({'; '.join(detail)})")
+    return problems

@@ -17,6 +17,8 @@ from typing import Any, Mapping, Sequence
 
 import torch
 
+from esper_core.rl.actions import layout_diff
+
 #: Bumped when the payload layout changes incompatibly.
 CHECKPOINT_FORMAT = 1
 
@@ -148,27 +150,7 @@ def compatibility_problems(
     "version": ...}`` for every plugin the run uses. Names and contributing distributions must match;
     versions are compared by ``version_changes``, which callers report as warnings.
     """
-    problems: list[str] = []
-    saved_layout = saved.get("action_layout", {})
-    for head in [h for h in layout if h not in saved_layout]:
-        problems.append(f"action head {head!r} is new (not in the checkpoint)")
-    for head, entries in saved_layout.items():
-        if head not in layout:
-            problems.append(f"action head {head!r} is in the checkpoint but not in this run")
-            continue
-        mine, theirs = list(layout[head]), list(entries)
-        if mine == theirs:
-            continue
-        added = [e for e in mine if e not in theirs]
-        removed = [e for e in theirs if e not in mine]
-        detail = []
-        if removed:
-            detail.append(f"checkpoint only: {removed!r}")
-        if added:
-            detail.append(f"this run only: {added!r}")
-        if not detail:
-            detail.append(f"same entries, other order: checkpoint {theirs!r}, this run {mine!r}")
-        problems.append(f"action head {head!r} differs ({'; '.join(detail)})")
+    problems = layout_diff(layout, saved.get("action_layout", {}), here="this run", there="checkpoint")
     saved_plugins = saved.get("plugins", {})
     for key in sorted(set(saved_plugins) - set(plugins)):
         problems.append(f"plugin {key} ({_who(saved_plugins[key])}) was used by the checkpoint but is not used now")

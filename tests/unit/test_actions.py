@@ -73,12 +73,12 @@ def test_diff_names_every_difference():
     other["slot"] = ["early", "mid"]  # one missing
     del other["tempo"]
     other["extra_head"] = [1]
-    problems = "\n".join(space.diff(other))
-    assert "'blueprint': same entries in another order" in problems
-    assert "'style': only in the other layout: ['sigmoid']" in problems
-    assert "'slot': only here: ['late']" in problems
-    assert "'tempo' is missing" in problems
-    assert "'extra_head' is in the other layout" in problems
+    problems = "\n".join(space.diff(other, "the checkpoint"))
+    assert "'blueprint' differs (same entries, other order: the checkpoint ['noop', 'heavy'" in problems
+    assert "'style' differs (the checkpoint only: ['sigmoid'])" in problems
+    assert "'slot' differs (this run only: ['late'])" in problems
+    assert "action head 'tempo' is in this run but not in the checkpoint" in problems
+    assert "action head 'extra_head' is in the checkpoint but not in this run" in problems
 
 
 def test_blueprint_support_is_per_slot_topology():

@@ -158,7 +158,7 @@ class PPOV2Policy:
         if missing:
             raise KeyError(f"ppo_v2 state lacks key(s) {missing}; got {sorted(state)}")
         if "action_layout" in state:
-            problems = self.space.diff(state["action_layout"])
+            problems = self.space.diff(state["action_layout"], "the saved state")
             if problems:
                 raise ValueError("ppo_v2 state was saved for another action space:\n  " + "\n  ".join(problems))
         if "feature_names" in state and list(state["feature_names"]) != list(self.encoder.feature_names):

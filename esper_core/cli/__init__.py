@@ -14,10 +14,12 @@ os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
 import click  # noqa: E402
 
 from esper_core import PLUGIN_API_VERSION, __version__  # noqa: E402
-from esper_core.cli import run as run_commands  # noqa: E402
-from esper_core.cli.options import CliState  # noqa: E402
 from esper_core.cli.config import config_group  # noqa: E402
+from esper_core.cli.eval import eval_command  # noqa: E402
+from esper_core.cli.options import CliState  # noqa: E402
 from esper_core.cli.plugins import plugins_command  # noqa: E402
+from esper_core.cli.report import report_command  # noqa: E402
+from esper_core.cli.run import resume_command, run_command  # noqa: E402
 
 
 def _build_main() -> click.Group:
@@ -40,9 +42,8 @@ def _build_main() -> click.Group:
         """
         ctx.obj = CliState(strict_plugins=strict_plugins)
 
-    main.add_command(plugins_command)
-    main.add_command(config_group)
-    run_commands.register(main)
+    for command in (plugins_command, config_group, run_command, resume_command, eval_command, report_command):
+        main.add_command(command)
     return main
 
 

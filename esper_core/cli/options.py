@@ -18,6 +18,9 @@ import click
 from esper_core.config.sections import EsperConfig
 from esper_core.config.loading import ConfigError, deep_merge, load_config
 from esper_core.config.presets import PRESET_CHOICES
+from esper_core.run.checkpoint import CheckpointError
+from esper_core.run.rundir import RunDirError
+from esper_core.run.setup import SetupError
 
 F = TypeVar("F", bound=Callable[..., Any])
 
@@ -44,6 +47,19 @@ class ConfigUsageError(click.ClickException):
     """A bad configuration on the command line or in a file: exit code 2, like other usage errors."""
 
     exit_code = 2
+
+
+#: Errors that are the user's situation, not a bug: shown as one message, exit code 1.
+USER_ERRORS: tuple[type[BaseException], ...] = (
+    SetupError, RunDirError, CheckpointError, LookupError, FileNotFoundError, ValueError,
+)
+
+
+def as_click_error(error: BaseException) -> click.ClickException:
+    """A configuration problem exits 2 (usage), anything else the user can fix exits 1; one message each."""
+    if isinstance(error, ConfigError):
+        return ConfigUsageError(str(error))
+    return click.ClickException(str(error))
 
 
 def warn_broken(registry: Any) -> None:

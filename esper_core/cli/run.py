@@ -1,4 +1,4 @@
-"""`esper run`, `esper resume`, `esper report`, `esper eval`: the run loop on the command line.
+"""`esper run` and `esper resume`: the run loop on the command line (they share how a run finishes).
 
 Exit codes: 0 done, 1 a run-time error (message, no traceback), 2 a bad configuration or usage,
 130 stopped by Ctrl-C after writing its checkpoint (continue with `esper resume RUN_DIR`).
@@ -12,20 +12,22 @@ from typing import Any
 
 import click
 
-from esper_core.run.checkpoint import CheckpointError, latest_checkpoint, load_checkpoint
-from esper_core.cli.options import ConfigUsageError, config_from_params, config_options, registry_for
-from esper_core.config.sections import EsperConfig
+from esper_core.cli.options import (
+    USER_ERRORS,
+    ConfigUsageError,
+    as_click_error,
+    config_from_params,
+    config_options,
+    registry_for,
+)
 from esper_core.config.loading import ConfigError, load_config
+from esper_core.config.sections import EsperConfig
+from esper_core.run.checkpoint import CheckpointError, latest_checkpoint, load_checkpoint
 from esper_core.run.progress import Progress
-from esper_core.cli.report import render_report, write_report
-from esper_core.run.setup import SetupError
-from esper_core.run.rundir import RunDir, RunDirError, default_run_name, write_json_atomic
+from esper_core.run.rundir import RunDir, default_run_name
 
 #: Exit code after a graceful Ctrl-C (the shell convention for SIGINT).
 EXIT_INTERRUPTED = 130
-
-#: Errors that are the user's situation, not a bug: shown as one message, exit code 1.
-_USER_ERRORS: tuple[type[BaseException], ...] = (SetupError, RunDirError, CheckpointError, LookupError, FileNotFoundError)
 
 
 def _comma_list(text: str | None) -> list[str] | None:
@@ -47,12 +49,6 @@ def _extra_assignments(devices: str | None, blueprints: str | None, download: bo
     if download is not None:
         extra.append(f"task.download={json.dumps(download)}")
     return extra
-
-
-def _fail(error: BaseException) -> click.ClickException:
-    if isinstance(error, ConfigError):
-        return ConfigUsageError(str(error))
-    return click.ClickException(str(error))
 
 
 def _summary_table(progress: Progress, summary: dict[str, Any]) -> None:
@@ -93,7 +89,7 @@ def config_from_checkpoint(payload: dict[str, Any]) -> EsperConfig:
     return load_config(overrides=saved, preset=saved["run"]["preset"], overrides_source="checkpoint")
 
 
-def _open_latest(run_dir: str) -> tuple[RunDir, Path, dict[str, Any]]:
+def open_latest(run_dir: str) -> tuple[RunDir, Path, dict[str, Any]]:
     run = RunDir.open(run_dir)
     path = latest_checkpoint(run.checkpoints)
     if path is None:
@@ -135,8 +131,8 @@ def run_command(ctx: click.Context, devices: str | None, blueprints: str | None,
         runner.start()
     except ConfigError as error:
         raise ConfigUsageError(str(error)) from None
-    except _USER_ERRORS + (ValueError,) as error:
-        raise _fail(error) from None
+    except USER_ERRORS as error:
+        raise as_click_error(error) from None
     _finish(runner, config.run.rounds, progress)
 
 
@@ -156,13 +152,13 @@ def resume_command(ctx: click.Context, run_dir: str, rounds: int | None, quiet: 
 
     progress = Progress(quiet=quiet)
     try:
-        run, path, payload = _open_latest(run_dir)
+        run, path, payload = open_latest(run_dir)
         config = config_from_checkpoint(payload)
         runner = Runner.build(config, registry_for(ctx), progress=progress)
         runner.use_run_dir(run)
         runner.restore(payload, str(path))
-    except _USER_ERRORS + (ValueError,) as error:
-        raise _fail(error) from None
+    except USER_ERRORS as error:
+        raise as_click_error(error) from None
     done = int(payload["round"])
     todo = rounds if rounds is not None else max(0, config.run.rounds - done)
     if todo == 0:
@@ -171,57 +167,3 @@ def resume_command(ctx: click.Context, run_dir: str, rounds: int | None, quiet: 
         return
     progress.notice(f"resuming {run.root} from {path.name} (round {done}); {todo} more round(s)")
     _finish(runner, todo, progress)
-
-
-# ---------------------------------------------------------------------------------------- report
-@click.command("report")
-@click.argument("run_dir", type=click.Path(file_okay=False, path_type=str))
-@click.option("--json", "as_json", is_flag=True, help="Print the report as JSON.")
-def report_command(run_dir: str, as_json: bool) -> None:
-    """Summarise a run from its directory (plots too when matplotlib is installed: pip install 'esper[report]')."""
-    try:
-        report, plots, why_not = write_report(RunDir.open(run_dir))
-    except _USER_ERRORS + (ValueError,) as error:
-        raise _fail(error) from None
-    if as_json:
-        click.echo(json.dumps(report, indent=2))
-        return
-    click.echo(render_report(report))
-    for plot in plots:
-        click.echo(f"plot: {plot}")
-    if why_not:
-        click.echo(why_not, err=True)
-
-
-# ------------------------------------------------------------------------------------------ eval
-@click.command("eval")
-@click.argument("run_dir", type=click.Path(file_okay=False, path_type=str))
-@click.pass_context
-def eval_command(ctx: click.Context, run_dir: str) -> None:
-    """Run the saved policy deterministically for one episode per env; report held-out test accuracy."""
-    from esper_core.run.runner import Runner
-
-    progress = Progress()
-    try:
-        run, path, payload = _open_latest(run_dir)
-        runner = Runner.build(config_from_checkpoint(payload), registry_for(ctx), progress=progress)
-        runner.restore(payload, str(path))
-        rows = runner.evaluate()
-    except _USER_ERRORS + (ValueError,) as error:
-        raise _fail(error) from None
-    result = {"checkpoint": str(path), "round": int(payload["round"]), "envs": rows}
-    write_json_atomic(run.root / "eval.json", result)
-    progress.table(
-        ["env", "test acc", "final val acc", "params added", "fossilized", "pruned"],
-        [[r["env"], r["test_acc"], r["final_val_acc"], r["params_added"], r["fossilized"], r["pruned"]] for r in rows],
-        f"eval of {path.name} (deterministic policy, one episode per env)",
-    )
-    mean = sum(r["test_acc"] for r in rows) / len(rows)
-    progress.notice(f"mean test accuracy {mean:.4f}; written to {run.root / 'eval.json'}")
-
-
-def register(main: click.Group) -> None:
-    """Attach the run-loop commands to the top-level group."""
-    for command in (run_command, resume_command, report_command, eval_command):
-        main.add_command(command)
-

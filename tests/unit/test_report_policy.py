@@ -10,7 +10,7 @@ from typing import Any
 import pytest
 
 from esper_core.cli.report import build_report, render_report, write_report
-from esper_core.cli.report_policy import TABLE_ROUNDS, policy_health, warning_kind
+from esper_core.cli.report import TABLE_ROUNDS, policy_health, warning_kind
 from esper_core.run.rundir import RunDir
 
 

@@ -1,6 +1,6 @@
 """Benchmark: does model capacity matter on the synthetic task? And how fast is generating it?
 
-Trains reference CNNs of different sizes (``esper_tasks.capacity.probe_cnn``) on the same synthetic
+Trains reference CNNs of different sizes (``capacity_probe.probe_cnn``, beside this script) on the same synthetic
 data with the same budget (epochs, batch size, one-cycle SGD, CropFlip augmentation) and reports their
 validation accuracy: growth can only pay off if a bigger network ends clearly higher. Also times the
 generation of 10k images on one thread (the task's budget: under 2 s).
@@ -27,7 +27,7 @@ from pathlib import Path
 import click
 import torch
 
-from esper_tasks.capacity import param_count, probe_cnn, train_probe
+from capacity_probe import param_count, probe_cnn, train_probe  # beside this script
 from esper_tasks.synthetic import SyntheticOptions, SyntheticTask, generate_split
 
 #: name -> (width, depth): ~5k parameters; ~95k wide and shallow; ~114k wider and deeper.

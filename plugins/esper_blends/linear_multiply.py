@@ -5,7 +5,7 @@ from __future__ import annotations
 import torch
 from torch import nn
 
-from esper_blends.alpha import broadcast_alpha
+from esper_blends.broadcast import broadcast_alpha
 from esper_core.specs import BlendStyleSpec
 
 

@@ -15,8 +15,8 @@ import pytest
 import torch
 from torch import nn
 
-from esper_blends.styles import BUILTIN_STYLES
-from esper_blueprints.catalogue import BUILTIN_BLUEPRINTS
+from esper_blends.plugin import BUILTIN_STYLES
+from esper_blueprints.plugin import BUILTIN_BLUEPRINTS
 from esper_core.config import LifecycleConfig, TrainingConfig
 from esper_core.growth.model import MorphogeneticModel
 from esper_core.plugins import load_registry

@@ -10,8 +10,8 @@ from __future__ import annotations
 import pytest
 import torch
 
-from esper_blends.styles import BUILTIN_STYLES
-from esper_blueprints.catalogue import BUILTIN_BLUEPRINTS
+from esper_blends.plugin import BUILTIN_STYLES
+from esper_blueprints.plugin import BUILTIN_BLUEPRINTS
 from esper_core.config import LifecycleConfig, TrainingConfig
 from esper_core.growth.model import MorphogeneticModel
 from esper_core.records import TaskInfo

@@ -8,7 +8,7 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from esper_blends.gated import Gated
-from esper_blends.styles import BUILTIN_STYLES
+from esper_blends.plugin import BUILTIN_STYLES
 from esper_core.protocols import BlendStyle
 from esper_core.specs import BlendStyleSpec
 

@@ -8,7 +8,7 @@ from hypothesis import assume, given
 from hypothesis import strategies as st
 
 from esper_blueprints.attention import MAX_KEY_SIDE
-from esper_blueprints.catalogue import BUILTIN_BLUEPRINTS
+from esper_blueprints.plugin import BUILTIN_BLUEPRINTS
 from esper_core.protocols import Blueprint
 from esper_core.specs import BlueprintSpec
 

@@ -12,12 +12,16 @@ import torch
 from esper_core.data import CropFlip
 from esper_core.protocols import Task
 from esper_core.records import TaskData
-from esper_tasks.capacity import param_count, probe_cnn, train_probe
+from support.benchmark_scripts import load_benchmark_script
 from esper_tasks.shapes import NUM_CLASSES, SHAPES, TEXTURES, _shape_mask, _texture_bits, class_parts, render
 from esper_tasks.synthetic import SPEC, SyntheticOptions, generate_split
 
 CPU = torch.device("cpu")
 SMALL = SyntheticOptions(train_size=300, val_size=100, test_size=120)
+
+#: The same probe models and loop as benchmarks/synthetic_capacity.py (they live beside it).
+_probe = load_benchmark_script("capacity_probe")
+param_count, probe_cnn, train_probe = _probe.param_count, _probe.probe_cnn, _probe.train_probe
 
 
 def load(options: SyntheticOptions = SMALL, seed: int = 0) -> TaskData:

@@ -1,7 +1,7 @@
 """A reference CNN family and a short training loop, to check that a task rewards model capacity.
 
 Why: growth can only pay off where a bigger network does better after the same training budget. The
-benchmark (``benchmarks/synthetic_capacity.py``) and the tests measure that property with these same
+benchmark beside it (``synthetic_capacity.py``) and the tests measure that property with these same
 pieces, so the numbers they report describe one thing. Plain PyTorch, data kept on the device.
 """
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 import torch
 from torch import nn
 
-from esper_core.specs import BlueprintSpec
+from esper_core.api import BlueprintSpec
 
 #: Feature maps smaller than this get half the dilation, so the taps still land inside the map.
 SMALL_MAP = 8

@@ -1,8 +1,7 @@
 """The module named by this distribution's ``esper`` entry point: Esper calls its hooks."""
 
 from esper_blueprint_demo.conv_dilated import CONV_DILATED
-from esper_core.hookspecs import hookimpl
-from esper_core.specs import BlueprintSpec
+from esper_core.api import BlueprintSpec, hookimpl
 
 #: The plugin API this module was written against; Esper refuses (and reports) a mismatch.
 ESPER_PLUGIN_API = 1

@@ -12,8 +12,9 @@ shared masks apply unchanged. The game:
   counts) pays +0.1 if its blueprint is the right one, -0.05 otherwise (rent); any op other than WAIT and
   GERMINATE costs 0.03 (fiddling). One live seed at most (``max_seeds=1``). A FOSSILIZED seed has left the
   game: it neither pays nor costs. (It used to keep paying without counting toward ``max_seeds``, so
-  GERMINATE, ADVANCE, ADVANCE, FOSSILIZE, GERMINATE again earned two seeds' pay: 2.52 at length 16 in
-  context 1, above the intended 1.6; ``test_slot_game_optimum_is_the_intended_solution`` guards this.)
+  GERMINATE, WAIT, ADVANCE, ADVANCE, FOSSILIZE, GERMINATE again earned two seeds' pay: 2.61 at length 16 in
+  context 1, above the intended 1.6, and a trained ppo_v2 found it. The last tests of
+  tests/integration/test_ppo_learns.py guard against this and any other play beating the intended one.)
 - Optimal: germinate the right blueprint in a fitting slot at step 0, then WAIT: return 0.1 x length. No
   play beats it: only live seeds pay, at most one is live, and it pays at most 0.1 per step. The longer the
   episode, the sparser the steps on which blueprint, slot, style, tempo and alpha_target matter (1 in 16 at

@@ -95,6 +95,10 @@ class EnvObservation:
     last_op: Op
     last_action_ok: bool
     slots: tuple[SlotSummary, ...]
+    #: Blueprints / blend styles this run disabled after they broke their contract (a wrong shape at
+    #: germination, a factory that raised): the masks leave them out, so the policy cannot pick them again.
+    disabled_blueprints: tuple[str, ...] = ()
+    disabled_styles: tuple[str, ...] = ()
 
 
 @attrs.frozen(kw_only=True)

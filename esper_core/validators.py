@@ -69,6 +69,17 @@ def int_at_least(minimum: int, optional: bool = False) -> Validator:
     )
 
 
+def int_within(low: int, high: int, optional: bool = False) -> Validator:
+    """An integer in ``[low, high]``. Why an upper bound: a size far past anything sensible (an LSTM width
+    of 10**6, 10**5 threads) is a typo that would otherwise surface as an allocation failure or a crash
+    deep inside torch, long after the config was read."""
+    return check(
+        lambda v: isinstance(v, int) and not isinstance(v, bool) and low <= v <= high,
+        f"must be an integer in [{low}, {high}]" + (" or unset (None)" if optional else ""),
+        optional,
+    )
+
+
 def at_least(minimum: float, optional: bool = False) -> Validator:
     return check(lambda v: is_number(v) and v >= minimum, f"must be a number >= {minimum}", optional)
 

@@ -71,7 +71,13 @@ class BadOpArgument(LifecycleError, ValueError):
 
 
 class SeedShapeError(LifecycleError):
-    """A germinated seed or blend style does not map the slot's features to the same shape."""
+    """A germinated seed or blend style does not map the slot's features to the same shape (or fails to build
+    or run at all). ``culprit`` names the plugin that broke its contract, ``(kind, name)`` with kind
+    ``"blueprint"`` or ``"blend_style"``, so a run can disable it instead of crashing."""
+
+    def __init__(self, message: str, culprit: tuple[str, str] | None = None) -> None:
+        super().__init__(message)
+        self.culprit = culprit
 
 
 def check_transition(slot: str, from_stage: SeedStage, to_stage: SeedStage) -> None:

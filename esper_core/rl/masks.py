@@ -2,7 +2,8 @@
 
 Masks follow the lifecycle rules of docs/design/contracts.md and are conditional, in sampling order:
 op (from the whole env state) -> slot (slots where the chosen op is legal) -> blueprint and style (entries
-supporting the chosen slot's topology) -> tempo, alpha_target, alpha_speed, alpha_curve (all valid).
+supporting the chosen slot's topology, less those the run disabled, ``EnvObservation.disabled_*``) ->
+tempo, alpha_target, alpha_speed, alpha_curve (all valid).
 Every head always has at least one valid entry, also when the op makes it irrelevant: an irrelevant head
 keeps the mask it would have if relevant, so its entropy term still sees the choices it would face.
 
@@ -124,18 +125,38 @@ def mask_inputs_from_observations(
     packed = torch.cat([state.flatten(), support.long().flatten()]).to(device)
     state, support = packed[: state.numel()].view(n_envs, n_slots, 4), packed[state.numel() :].view(n_slots, -1).bool()
     n_blueprints = len(space.blueprints)
+    blueprint_support = support[:, :n_blueprints].unsqueeze(0).expand(n_envs, -1, -1)
+    style_support = support[:, n_blueprints:].unsqueeze(0).expand(n_envs, -1, -1)
+    enabled = _enabled_entries(observations, space)
+    if enabled is not None:  # some blueprint or style broke its contract: never offered again
+        enabled = enabled.to(device)
+        blueprint_support = blueprint_support & enabled[:, None, :n_blueprints]
+        style_support = style_support & enabled[:, None, n_blueprints:]
     return MaskInputs(
         stage=state[..., 0],
         epochs_in_stage=state[..., 1],
         seed_age=state[..., 2],
         alpha_at_target=state[..., 3].bool(),
-        blueprint_support=support[:, :n_blueprints].unsqueeze(0).expand(n_envs, -1, -1),
-        style_support=support[:, n_blueprints:].unsqueeze(0).expand(n_envs, -1, -1),
+        blueprint_support=blueprint_support,
+        style_support=style_support,
         min_training_epochs=lifecycle.min_training_epochs,
         min_prune_age=lifecycle.min_prune_age,
         max_seeds=lifecycle.max_seeds,
         head_sizes=space.head_sizes,
     )
+
+
+def _enabled_entries(observations: Sequence[EnvObservation], space: ActionSpace) -> torch.Tensor | None:
+    """Bool [E, B + St]: blueprint and style entries not disabled in each env's observation (None when
+    nothing is disabled anywhere, the usual case, so the masks cost nothing extra)."""
+    if not any(obs.disabled_blueprints or obs.disabled_styles for obs in observations):
+        return None
+    rows = [
+        [name not in obs.disabled_blueprints for name in space.blueprints]
+        + [name not in obs.disabled_styles for name in space.styles]
+        for obs in observations
+    ]
+    return torch.tensor(rows, dtype=torch.bool)
 
 
 #: Columns of the per-stage property table used by the masks.

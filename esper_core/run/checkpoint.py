@@ -13,11 +13,13 @@ from __future__ import annotations
 import os
 import re
 from pathlib import Path
-from typing import Any, Mapping, Sequence
+from typing import Any, Callable, Mapping, Sequence
 
 import torch
 
+from esper_core.plugins.loader import BUILTIN_DISTRIBUTION, FORMER_BUILTIN_DISTRIBUTIONS
 from esper_core.rl.actions import layout_diff
+from esper_core.run.rundir import with_filename
 
 #: Bumped when the payload layout changes incompatibly.
 CHECKPOINT_FORMAT = 1
@@ -67,6 +69,38 @@ def latest_checkpoint(directory: Path | str) -> Path | None:
     return found[-1][1] if found else None
 
 
+#: What every checkpoint payload holds (a file without them is as unusable as a torn one).
+REQUIRED_KEYS = ("round", "config", "plugins", "action_layout", "policy", "rng", "envs", "totals", "offsets")
+
+
+def load_newest_intact(
+    directory: Path | str, on_skip: Callable[[Path, CheckpointError], None] | None = None
+) -> tuple[Path, dict[str, Any]]:
+    """The newest checkpoint that loads and holds a whole payload; a damaged newer one (a bad disk, a bit
+    flip, an edit) is reported through ``on_skip`` and passed over, never deleted. ``CheckpointError``
+    when there is none at all."""
+    found = list_checkpoints(directory)
+    if not found:
+        raise CheckpointError(f"{directory} holds no checkpoint; the run never finished its setup")
+    failures = []
+    for _, path in reversed(found):
+        try:
+            payload = load_checkpoint(path)
+            missing = [key for key in REQUIRED_KEYS if key not in payload]
+            if missing:
+                raise CheckpointError(f"checkpoint {path} lacks {', '.join(missing)}")
+        except CheckpointError as error:
+            failures.append(str(error))
+            if on_skip is not None:
+                on_skip(path, error)
+            continue
+        return path, payload
+    raise CheckpointError(
+        f"no checkpoint in {directory} is intact:\n  - " + "\n  - ".join(failures)
+        + "\nThe run cannot be continued; start it again with `esper run`."
+    )
+
+
 def remove_old_checkpoints(directory: Path | str, keep: int) -> None:
     """Keep the newest ``keep`` checkpoints (at least one)."""
     for _, path in list_checkpoints(directory)[: -max(1, keep)]:
@@ -106,6 +140,8 @@ def save_checkpoint(path: Path | str, payload: Mapping[str, Any]) -> Path:
             handle.flush()
             os.fsync(handle.fileno())
         os.replace(temporary, path)
+    except OSError as error:  # a full disk names the checkpoint, not just "no space"
+        raise with_filename(error, path) from error
     finally:
         temporary.unlink(missing_ok=True)
     _fsync_directory(path.parent)
@@ -158,7 +194,7 @@ def compatibility_problems(
         problems.append(f"plugin {key} ({_who(plugins[key])}) is used now but not by the checkpoint")
     for key in sorted(set(plugins) & set(saved_plugins)):
         was, now = saved_plugins[key].get("distribution"), plugins[key].get("distribution")
-        if was != now:
+        if was != now and not (was in FORMER_BUILTIN_DISTRIBUTIONS and now == BUILTIN_DISTRIBUTION):  # a rename
             problems.append(f"plugin {key} came from {was!r} in the checkpoint, from {now!r} now")
     return problems
 

@@ -53,3 +53,21 @@ def recover(model: MorphogeneticModel, snapshot: dict[str, Any], what: str) -> R
     reason += f", pruned {', '.join(suspects)}" if suspects else " (no live seed to blame)"
     return Recovery(reason, tuple(suspects), tuple(transitions))
 
+
+
+class HostFaultError(RuntimeError):
+    """An env's host keeps producing non-finite losses even after every rollback: the run cannot go on."""
+
+
+def check_fault_streak(streak: int, episode_length: int, host: str, env: int, training: Any) -> None:
+    """Stop a run whose host cannot train: ``streak`` consecutive env steps (across episodes, whose hosts
+    are fresh) each ended in a non-finite loss. Why stop: every such step is rolled back, so the run would
+    otherwise "complete" having learned nothing, its summary counting faults nobody reads."""
+    limit = max(3, episode_length)
+    if streak < limit:
+        return
+    raise HostFaultError(
+        f"env {env}: the host {host!r} hit a non-finite loss on {streak} env steps in a row (each rolled back, "
+        f"seeds pruned): it cannot train under this configuration. Lower training.lr (now {training.lr}) or "
+        f"training.seed_lr (now {training.seed_lr}), check the data, or the host plugin {host!r} itself."
+    )

@@ -1,14 +1,14 @@
-"""CIFAR-10 from the standard ``cifar-10-batches-py`` folder, read through torchvision.
+"""CIFAR-10 from the standard ``cifar-10-batches-py`` folder.
 
-Files are read by ``torchvision.datasets.CIFAR10`` itself, which checks every file's MD5 against the
-official release before loading (``_check_integrity``: ``check_integrity(path, md5)`` per file, and
-the same for ``batches.meta``). That check is what we want for real data, so it stays on by default.
-A hand-made set in the same on-disk format (the tests write one) cannot match those checksums; the
-option ``verify_checksums = false`` loads it through ``_UnverifiedCIFAR10``, a subclass whose file
-tables carry ``md5 = None``. torchvision's own ``check_integrity(path, None)`` then only checks that
-each file exists, and everything else (unpickling, reshaping) is torchvision's unchanged code path.
-We chose that over overriding private methods because it only relies on the documented-by-code meaning
-of a ``None`` checksum, and over our own unpickler because the real path stays the tested path.
+The official files are Python pickles. They are never given to ``pickle.load``: ``esper_tasks.cifar_files``
+reads them with a restricted unpickler that admits only the CIFAR batch layout (numpy arrays, lists,
+numbers, strings), so a crafted folder (one shipped inside a shared run directory, say) fails with a
+``DatasetFormatError`` instead of running code, whether or not checksums are verified.
+
+``verify_checksums`` (on by default) additionally checks every file's MD5 against the official release
+(torchvision's table and ``check_integrity``), which is what real data should pass; a hand-made set in the
+same on-disk format (the tests write one) cannot match, so it is loaded with ``verify_checksums = false``.
+Downloading goes through torchvision's ``download_and_extract_archive``, which checks the archive's MD5.
 
 The official test batch is the held-out test split; validation is carved from the 50k training images
 deterministically from the run seed. No network access unless ``download = true``.
@@ -19,8 +19,11 @@ from __future__ import annotations
 from pathlib import Path
 
 import attrs
+import numpy as np
 import torch
 from torchvision.datasets import CIFAR10
+from torchvision.datasets import cifar as torchvision_cifar
+from torchvision.datasets.utils import check_integrity
 
 from esper_core.data import (
     CropFlip,
@@ -34,19 +37,17 @@ from esper_core.data import (
 )
 from esper_core.records import TaskData, TaskInfo
 from esper_core.specs import TaskSpec
+from esper_tasks.cifar_files import batch_arrays, class_names
 
 FOLDER = CIFAR10.base_folder  # "cifar-10-batches-py"
 EXPECTED_FILES: tuple[str, ...] = tuple(name for name, _ in CIFAR10.train_list + CIFAR10.test_list) + (
     CIFAR10.meta["filename"],
 )
 
-
-class _UnverifiedCIFAR10(CIFAR10):
-    """torchvision's CIFAR10 with no expected checksums: files must exist, their MD5 is not checked."""
-
-    train_list = [[name, None] for name, _ in CIFAR10.train_list]
-    test_list = [[name, None] for name, _ in CIFAR10.test_list]
-    meta = {**CIFAR10.meta, "md5": None}
+#: file name -> the official release's MD5.
+OFFICIAL_MD5: dict[str, str] = {name: md5 for name, md5 in CIFAR10.train_list + CIFAR10.test_list} | {
+    CIFAR10.meta["filename"]: CIFAR10.meta["md5"]
+}
 
 
 def _positive(instance: object, attribute: attrs.Attribute, value: int) -> None:
@@ -91,27 +92,29 @@ class Cifar10Task:
     def available(self, data_dir: Path) -> bool:
         return not missing_files(Path(data_dir))
 
-    def _dataset_type(self) -> type[CIFAR10]:
-        return CIFAR10 if self.options.verify_checksums else _UnverifiedCIFAR10
-
     def _download(self, root: Path) -> None:
-        """torchvision fetches the archive, checks its MD5 and unpacks it into ``root``."""
+        """torchvision fetches the archive, checks its MD5 and unpacks it into ``root`` (nothing is unpickled)."""
         root.mkdir(parents=True, exist_ok=True)
         try:
-            self._dataset_type()(str(root), train=True, download=True)
+            torchvision_cifar.download_and_extract_archive(
+                CIFAR10.url, str(root), filename=CIFAR10.filename, md5=CIFAR10.tgz_md5
+            )
         except (OSError, RuntimeError) as error:  # URLError is an OSError; a bad archive a RuntimeError
             raise DatasetNotFoundError(f"downloading CIFAR-10 failed ({error}).\n{_not_found_message(root)}") from error
 
-    def _read(self, root: Path, train: bool) -> CIFAR10:
-        try:
-            return self._dataset_type()(str(root), train=train, download=False)
-        except RuntimeError as error:  # torchvision: "Dataset not found or corrupted ..."
+    def _verify(self, folder: Path) -> None:
+        wrong = [name for name in EXPECTED_FILES if not check_integrity(str(folder / name), OFFICIAL_MD5[name])]
+        if wrong:
             raise DatasetFormatError(
-                f"CIFAR-10 files in {root / FOLDER} are present but failed torchvision's checks ({error}). "
+                f"CIFAR-10 files in {folder} are present but {', '.join(wrong)} failed the official MD5 check. "
                 "They are corrupted or not the official release: delete the folder and download again "
                 "(`esper run --task cifar10 --download`); for a hand-made set in CIFAR's format set "
                 "task.options.verify_checksums = false."
-            ) from error
+            )
+
+    def _read(self, folder: Path, names: list[str]) -> tuple[np.ndarray, np.ndarray]:
+        parts = [batch_arrays(folder / name) for name in names]
+        return np.concatenate([x for x, _ in parts]), np.concatenate([y for _, y in parts])
 
     def load(self, data_dir: Path, device: torch.device, seed: int) -> TaskData:
         root = resolve_path(data_dir)
@@ -119,26 +122,31 @@ class Cifar10Task:
             self._download(root)
         if not self.available(root):
             raise DatasetNotFoundError(_not_found_message(root))
-        train, test = self._read(root, train=True), self._read(root, train=False)
-        n_train = len(train.data)
+        folder = root / FOLDER
+        if self.options.verify_checksums:
+            self._verify(folder)
+        classes = class_names(folder / CIFAR10.meta["filename"])
+        train_images, train_labels = self._read(folder, [name for name, _ in CIFAR10.train_list])
+        test_images, test_labels = self._read(folder, [name for name, _ in CIFAR10.test_list])
+        n_train = len(train_images)
         if self.options.val_size >= n_train:
             raise ValueError(
                 f"cifar10 task option val_size={self.options.val_size} leaves no training images: "
                 f"the training batches hold {n_train}"
             )
         keep, held_out = split_indices(n_train, self.options.val_size, seed)
-        train_x = nhwc_to_device(train.data, "cpu")
-        train_y = labels_to_device(train.targets, "cpu")
+        train_x = nhwc_to_device(train_images, "cpu")
+        train_y = labels_to_device(train_labels, "cpu")
         kept_x = train_x[keep]
         mean, std = channel_stats(kept_x)
         return TaskData(
-            info=TaskInfo(name="cifar10", in_channels=3, image_size=32, num_classes=len(train.classes)),
+            info=TaskInfo(name="cifar10", in_channels=3, image_size=32, num_classes=len(classes)),
             train_x=kept_x.to(device),
             train_y=train_y[keep].to(device),
             val_x=train_x[held_out].to(device),
             val_y=train_y[held_out].to(device),
-            test_x=nhwc_to_device(test.data, device),
-            test_y=labels_to_device(test.targets, device),
+            test_x=nhwc_to_device(test_images, device),
+            test_y=labels_to_device(test_labels, device),
             mean=mean,
             std=std,
             augment=CropFlip(pad=4, flip=True),

@@ -27,11 +27,19 @@ from esper_core.records import TaskData, TaskInfo
 from esper_core.specs import TaskSpec
 
 REQUIRED_ARRAYS = ("x_train", "y_train", "x_test", "y_test")
+#: Most classes a dataset may name. A host's output layer has one unit per class, so a stray huge label
+#: (1e9, 2**62) would otherwise ask for gigabytes; this is well above any image classification set.
+MAX_CLASSES = 100_000
 
 
 def _optional_positive(instance: object, attribute: attrs.Attribute, value: int | None) -> None:
     if value is not None and value < 1:
         raise ValueError(f"npz task option {attribute.name} must be >= 1 (or unset), got {value}")
+
+
+def _class_count(instance: object, attribute: attrs.Attribute, value: int | None) -> None:
+    if value is not None and value > MAX_CLASSES:
+        raise ValueError(f"npz task option {attribute.name} must be at most {MAX_CLASSES}, got {value}")
 
 
 @attrs.frozen(kw_only=True)
@@ -44,7 +52,7 @@ class NpzOptions:
 
     path: str
     val_size: int | None = attrs.field(default=None, validator=_optional_positive)
-    num_classes: int | None = attrs.field(default=None, validator=_optional_positive)
+    num_classes: int | None = attrs.field(default=None, validator=[_optional_positive, _class_count])
     augment_pad: int | None = attrs.field(default=None, validator=attrs.validators.optional(attrs.validators.ge(0)))
     augment_flip: bool = True
 
@@ -89,12 +97,26 @@ def _check_labels(file: Path, name: str, y: np.ndarray, images: str, n: int) -> 
         raise DatasetFormatError(f"{file}: array '{name}' has {y.shape[0]} labels but '{images}' has {n} images")
     if y.min() < 0:
         raise DatasetFormatError(f"{file}: array '{name}' holds a negative label ({int(y.min())}); labels must be >= 0")
+    if y.max() >= MAX_CLASSES:
+        raise DatasetFormatError(
+            f"{file}: array '{name}' holds label {int(y.max())}; labels are class indices 0..K-1 and at most "
+            f"{MAX_CLASSES} classes are supported (a host has one output per class)"
+        )
 
 
 def read_npz(file: Path, num_classes: int | None) -> tuple[dict[str, np.ndarray], int]:
     """The four validated arrays and the class count."""
     try:
-        with np.load(file, allow_pickle=False) as archive:
+        loaded = np.load(file, allow_pickle=False)
+    except Exception as error:  # BadZipFile, a bad header, a truncated file...: not an archive we can read
+        raise DatasetFormatError(f"{file}: cannot be read as a .npz of plain arrays ({type(error).__name__}: {error})") from error
+    if not isinstance(loaded, np.lib.npyio.NpzFile):
+        raise DatasetFormatError(
+            f"{file}: is a single .npy array, not a .npz archive; save the four arrays {', '.join(REQUIRED_ARRAYS)} "
+            "together with np.savez(path, x_train=..., y_train=..., x_test=..., y_test=...)"
+        )
+    try:
+        with loaded as archive:
             missing = [name for name in REQUIRED_ARRAYS if name not in archive.files]
             if missing:
                 raise DatasetFormatError(
@@ -102,10 +124,12 @@ def read_npz(file: Path, num_classes: int | None) -> tuple[dict[str, np.ndarray]
                     f"but needs {', '.join(REQUIRED_ARRAYS)}"
                 )
             arrays = {name: archive[name] for name in REQUIRED_ARRAYS}
-    except (ValueError, OSError) as error:
-        if isinstance(error, DatasetFormatError):
-            raise
-        raise DatasetFormatError(f"{file}: cannot be read as a .npz of plain arrays ({error})") from error
+    except DatasetFormatError:
+        raise
+    except MemoryError as error:
+        raise DatasetFormatError(f"{file}: an array is too large for this machine's memory ({error})") from error
+    except Exception as error:  # a damaged member (bad CRC, truncated data, bad header)
+        raise DatasetFormatError(f"{file}: cannot be read as a .npz of plain arrays ({type(error).__name__}: {error})") from error
     for split in ("train", "test"):
         _check_images(file, f"x_{split}", arrays[f"x_{split}"])
         _check_labels(file, f"y_{split}", arrays[f"y_{split}"], f"x_{split}", arrays[f"x_{split}"].shape[0])

@@ -25,9 +25,13 @@ _SPLITS = ("train", "val", "test")
 _CHUNK = 4096  # images rendered at once: bounds the float scratch memory, fixed so data never depends on it
 
 
+#: Most images per split: 1M images are 3 GB of uint8 already (CIFAR-10 has 50k).
+MAX_SPLIT_SIZE = 1_000_000
+
+
 def _positive(instance: object, attribute: attrs.Attribute, value: int) -> None:
-    if value < 1:
-        raise ValueError(f"synthetic task option {attribute.name} must be >= 1, got {value}")
+    if not 1 <= value <= MAX_SPLIT_SIZE:
+        raise ValueError(f"synthetic task option {attribute.name} must be in [1, {MAX_SPLIT_SIZE}], got {value}")
 
 
 def _unit_interval(instance: object, attribute: attrs.Attribute, value: float) -> None:

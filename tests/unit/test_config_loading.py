@@ -56,7 +56,7 @@ def test_wrong_type_names_key_and_expected_type(tmp_path: Path) -> None:
         ({"actions": {"tempos": [3, "5"]}}, "actions.tempos[1]", "expected int, got str '5'"),
         ({"training": 3}, "training", "expected a table (mapping), got int 3"),
         ({"training": {"momentum": 1.0}}, "training.momentum", "in [0.0, 1.0)"),
-        ({"run": {"rounds": 0}}, "run.rounds", "integer >= 1"),
+        ({"run": {"rounds": 0}}, "run.rounds", "integer in [1, "),
         ({"run": {"download": True}}, "run.download", "unknown key"),
         ({"device": {"bf16": 1}}, "device.bf16", "expected bool, got int 1"),
         ({"lifecycle": {"germinate_curve": "zigzag"}}, "lifecycle.germinate_curve", "must be one of linear"),

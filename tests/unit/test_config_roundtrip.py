@@ -63,7 +63,7 @@ def configs(draw: st.DrawFn) -> EsperConfig:
             tempos=draw(unique(st.integers(0, 20))),
             alpha_targets=draw(unique(st.floats(0.01, 1.0))),
         ),
-        device=DeviceConfig(devices=draw(st.lists(names, max_size=3).map(tuple)), threads=draw(st.none() | positive)),
+        device=DeviceConfig(devices=draw(st.lists(names, max_size=3).map(tuple)), threads=draw(st.none() | st.integers(1, 1024))),
     )
 
 

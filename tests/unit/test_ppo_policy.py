@@ -107,7 +107,7 @@ def test_load_refuses_another_action_space_or_observation_layout() -> None:
 def test_bad_options_are_reported_with_the_key() -> None:
     with pytest.raises(ValueError, match=r"entropy_warn\.opp: not an action head; did you mean op\?"):
         PPOV2Options(entropy_warn={"opp": 0.2})
-    with pytest.raises(ValueError, match=r"minibatches: must be an integer >= 1 \(got 0\)"):
+    with pytest.raises(ValueError, match=r"minibatches: must be an integer in \[1, 4096\] \(got 0\)"):
         PPOV2Options(minibatches=0)
     assert PPOV2Options(entropy_warn={"op": 0.3}).entropy_warn["blueprint"] == 0.1
 

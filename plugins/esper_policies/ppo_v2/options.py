@@ -18,10 +18,14 @@ from esper_core.api import (
     at_least,
     head_table,
     int_at_least,
+    int_within,
     is_number,
-    positive,
     within,
 )
+
+
+#: Largest feature / LSTM width (see ``feature_dim``).
+MAX_WIDTH = 4096
 
 
 def _default_entropy_coefs() -> dict[str, float]:
@@ -81,13 +85,14 @@ def _unit_interval(value: Any) -> bool:
 class PPOV2Options:
     # ------------------------------------------------------------------------------------ PPO itself
     #: Adam learning rate (policy and critic).
-    lr: float = attrs.field(default=3e-4, validator=above(0.0))
+    lr: float = attrs.field(default=3e-4, validator=within(0.0, 1.0, low_open=True))
     #: Discount per env step (one host epoch).
     gamma: float = attrs.field(default=0.995, validator=within(0.0, 1.0, low_open=True))
     #: GAE lambda; with gamma 0.995 an effective horizon of about 33 steps.
     gae_lambda: float = attrs.field(default=0.97, validator=within(0.0, 1.0))
     #: Clip range of the joint ratio (the product of the relevant heads' ratios).
-    clip_ratio: float = attrs.field(default=0.2, validator=above(0.0))
+    #: In (0, 1): at 1 or more the lower clip bound 1 - clip_ratio is no bound at all.
+    clip_ratio: float = attrs.field(default=0.2, validator=within(0.0, 1.0, low_open=True, high_open=True))
     #: Clip the value update to this distance from the stored values; None: no value clipping.
     value_clip: float | None = attrs.field(default=None, validator=above(0.0, optional=True))
     #: Weight of the value loss.
@@ -110,22 +115,23 @@ class PPOV2Options:
     #: Global gradient-norm clip (the pre-clip norm is logged: constant clipping is a bug).
     max_grad_norm: float = attrs.field(default=1.0, validator=above(0.0))
     #: Passes over each rollout. One by default: the recurrent states replayed go stale after the first.
-    update_epochs: int = attrs.field(default=1, validator=positive)
+    update_epochs: int = attrs.field(default=1, validator=int_within(1, 100))
     #: Truncated BPTT chunk in steps; None: whole episodes.
     bptt_chunk: int | None = attrs.field(default=None, validator=int_at_least(1, optional=True))
     #: Gradient steps per epoch: the envs are split into this many groups of whole sequences (at most one
     #: group per env). Each sample is still used once per epoch, so hidden states never go stale; with a
     #: single group, the default one epoch would be one Adam step per round (KL ~ 1e-8 at lr 3e-4).
-    minibatches: int = attrs.field(default=4, validator=positive)
+    minibatches: int = attrs.field(default=4, validator=int_within(1, 4096))
     #: Weight decay on the critic only (never on the actor heads).
     critic_weight_decay: float = attrs.field(default=0.0, validator=at_least(0.0))
 
     # -------------------------------------------------------------------------------------- network
-    #: Width of the feature net and of the LSTM (512 gives long episodes their memory; tests use 16-32).
-    feature_dim: int = attrs.field(default=512, validator=positive)
-    lstm_dim: int = attrs.field(default=512, validator=positive)
+    #: Width of the feature net and of the LSTM (512 gives long episodes their memory; tests use 16-32). At
+    #: most MAX_WIDTH: an LSTM of width w holds 8 w^2 weights (w = 4096: 134M, ~2 GB with Adam's state).
+    feature_dim: int = attrs.field(default=512, validator=int_within(1, MAX_WIDTH))
+    lstm_dim: int = attrs.field(default=512, validator=int_within(1, MAX_WIDTH))
     #: Learned blueprint embedding per slot in the observation.
-    blueprint_embed_dim: int = attrs.field(default=4, validator=positive)
+    blueprint_embed_dim: int = attrs.field(default=4, validator=int_within(1, 256))
     #: Autocast the policy network on CUDA. Off by default: the policy is tiny next to the host (act +
     #: update were ~2% of a round on the H100), and in bf16 the update's replayed log-probs drift ~1e-2 from
     #: the acting ones, which blurs the ratio and hides real replay bugs behind a looser tolerance.

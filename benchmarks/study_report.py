@@ -126,7 +126,7 @@ def plot(rows: list[dict[str, Any]], out: Path, smooth: int = 5) -> None:
         matplotlib.use("Agg")
         import matplotlib.pyplot as plt
     except ImportError:
-        print("matplotlib not installed: no plot (pip install 'esper[report]')", file=sys.stderr)
+        print("matplotlib not installed: no plot (pip install 'esper-grow[report]')", file=sys.stderr)
         return
     panels = (("final_val_acc", "final val acc"), ("episode_return", "episode return"), ("params_added", "params added"))
     fig, axes = plt.subplots(1, len(panels), figsize=(14, 3.8))

@@ -5,6 +5,10 @@ fields, and a misspelt field is an AttributeError at the emitting line instead o
 column. Events carry only JSON-able plain values; wall-clock values live only in ``run_*`` events and
 in ``metrics.jsonl``'s ``timing`` section, so two runs with the same seed write identical event lines.
 They belong to the plugin contract because an observer plugin's input is part of the plugin API.
+
+Every field carries a description (``described``) with its unit or range: ``docs/events.md`` is generated
+from them (``python benchmarks/events_doc.py``) and a test keeps it current, so the documented stream and
+the emitted one cannot drift apart.
 """
 
 from __future__ import annotations
@@ -29,6 +33,16 @@ def plain(value: Any) -> Any:
     return value
 
 
+def described(text: str) -> Any:
+    """An attrs field with its documentation (what it means, its unit or range) in the metadata."""
+    return attrs.field(metadata={"doc": text})
+
+
+def field_docs(cls: type) -> dict[str, str]:
+    """``field name -> description`` of an event class (empty text where none was given)."""
+    return {field.name: str(field.metadata.get("doc", "")) for field in attrs.fields(cls)}
+
+
 @attrs.frozen(kw_only=True)
 class Event:
     """Base of all events; ``type`` names the event in the JSONL record."""
@@ -41,22 +55,33 @@ class Event:
 
 @attrs.frozen(kw_only=True)
 class RunStarted(Event):
+    """A run (fresh or resumed) begins. The first event an observer sees; it carries everything a sink
+    needs to set itself up: where the run directory is and whether rounds are about to be redone."""
+
     type: ClassVar[str] = "run_start"
-    run_name: str
-    resumed_at_round: int | None  # None for a fresh run
-    n_envs: int
-    devices: tuple[str, ...]
-    plugins: dict[str, str]  # kind -> chosen plugin name
-    esper_version: str
-    wall_time: float
+    run_name: str = described("name of the run directory (empty when the run writes no files)")
+    run_dir: str = described("absolute path of the run directory (empty when the run writes no files); sinks write under it")
+    resumed_at_round: int | None = described(
+        "None for a fresh run; after `esper resume`, the round the run continues from. Rounds from this one on "
+        "may already have reached observers before the interruption: they are replayed exactly, so a sink "
+        "drops or overwrites what it recorded for them (TensorBoard: purge_step)"
+    )
+    n_envs: int = described("environments (host copies) per round")
+    devices: tuple[str, ...] = described("torch devices the envs run on")
+    plugins: dict[str, str] = described("kind -> chosen plugin name (task, host, policy, reward)")
+    config: dict[str, Any] = described("the resolved configuration (as in config.json)")
+    esper_version: str = described("installed Esper version")
+    wall_time: float = described("Unix time in seconds (wall clock)")
 
 
 @attrs.frozen(kw_only=True)
 class EpisodeStarted(Event):
+    """An env starts an episode with a fresh host (episodes start and end together at round boundaries)."""
+
     type: ClassVar[str] = "episode_start"
-    round: int
-    env: int
-    episode: int
+    round: int = described("round index, from 0")
+    env: int = described("env index, from 0")
+    episode: int = described("this env's episode counter, from 0")
 
 
 @attrs.frozen(kw_only=True)
@@ -65,43 +90,47 @@ class ActionTaken(Event):
     and whether the op makes it relevant."""
 
     type: ClassVar[str] = "action"
-    round: int
-    env: int
-    episode: int
-    step: int
-    op: str
-    indices: dict[str, int]
-    values: dict[str, Any]
-    legal: dict[str, bool]
-    relevant: tuple[str, ...]
-    log_prob: float
-    value: float
-    ok: bool
+    round: int = described("round index, from 0")
+    env: int = described("env index, from 0")
+    episode: int = described("this env's episode counter, from 0")
+    step: int = described("env step (host epoch) within the episode, from 0")
+    op: str = described("the op: WAIT, GERMINATE, SET_ALPHA_TARGET, PRUNE, FOSSILIZE or ADVANCE")
+    indices: dict[str, int] = described("head -> chosen index in that head")
+    values: dict[str, Any] = described("head -> the value at that index (slot name, blueprint name, tempo in epochs, ...)")
+    legal: dict[str, bool] = described("head -> whether the stored mask allowed the index (always true unless a policy is buggy)")
+    relevant: tuple[str, ...] = described("heads that causally matter for this op (the others' advantages are 0)")
+    log_prob: float = described("joint log-probability of the relevant heads (nats)")
+    value: float = described("the policy's value estimate for the state (0 for non-learning policies)")
+    ok: bool = described("false when the step ended in a recovered fault")
 
 
 @attrs.frozen(kw_only=True)
 class SeedTransition(Event):
+    """A slot changed lifecycle stage (by an action, a timer, or fault recovery)."""
+
     type: ClassVar[str] = "seed_transition"
-    round: int
-    env: int
-    episode: int
-    step: int
-    slot: str
-    from_stage: str
-    to_stage: str
-    reason: str
-    blueprint: str | None
+    round: int = described("round index, from 0")
+    env: int = described("env index, from 0")
+    episode: int = described("this env's episode counter, from 0")
+    step: int = described("env step (host epoch) within the episode, from 0")
+    slot: str = described("slot name (the host's slot point)")
+    from_stage: str = described("stage before (a SeedStage name)")
+    to_stage: str = described("stage after (a SeedStage name)")
+    reason: str = described("why, in words")
+    blueprint: str | None = described("blueprint of the seed in the slot (None when the slot holds none)")
 
 
 @attrs.frozen(kw_only=True)
 class RewardGiven(Event):
+    """The reward plugin scored one env step."""
+
     type: ClassVar[str] = "reward"
-    round: int
-    env: int
-    episode: int
-    step: int
-    reward: float
-    components: dict[str, float]
+    round: int = described("round index, from 0")
+    env: int = described("env index, from 0")
+    episode: int = described("this env's episode counter, from 0")
+    step: int = described("env step (host epoch) within the episode, from 0")
+    reward: float = described("the step's reward (null if not finite)")
+    components: dict[str, float] = described("component name -> value, as reported by the reward plugin")
 
 
 @attrs.frozen(kw_only=True)
@@ -109,16 +138,16 @@ class StepMetrics(Event):
     """Host training numbers after one env step (one epoch)."""
 
     type: ClassVar[str] = "step"
-    round: int
-    env: int
-    episode: int
-    step: int
-    train_loss: float
-    train_acc: float
-    val_loss: float
-    val_acc: float
-    host_params: int
-    seed_params: int
+    round: int = described("round index, from 0")
+    env: int = described("env index, from 0")
+    episode: int = described("this env's episode counter, from 0")
+    step: int = described("env step (host epoch) within the episode, from 0")
+    train_loss: float = described("mean training cross-entropy over the epoch (nats)")
+    train_acc: float = described("training accuracy over the epoch, in [0, 1]")
+    val_loss: float = described("validation cross-entropy (nats)")
+    val_acc: float = described("validation accuracy, in [0, 1]")
+    host_params: int = described("parameters of the host, fossilized seeds included")
+    seed_params: int = described("parameters of live (not yet fossilized) seeds, blend styles included")
 
 
 @attrs.frozen(kw_only=True)
@@ -127,31 +156,33 @@ class FaultRecovered(Event):
     suspected of causing it were pruned."""
 
     type: ClassVar[str] = "fault"
-    round: int
-    env: int
-    episode: int
-    step: int
-    reason: str
-    pruned_slots: tuple[str, ...]
+    round: int = described("round index, from 0")
+    env: int = described("env index, from 0")
+    episode: int = described("this env's episode counter, from 0")
+    step: int = described("env step (host epoch) within the episode, from 0")
+    reason: str = described("what went wrong, in words")
+    pruned_slots: tuple[str, ...] = described("slots whose seeds were pruned as suspects")
 
 
 @attrs.frozen(kw_only=True)
 class EpisodeEnded(Event):
+    """An env finished its episode: its return and what happened to its seeds."""
+
     type: ClassVar[str] = "episode_end"
-    round: int
-    env: int
-    episode: int
-    steps: int
-    episode_return: float
-    final_val_acc: float
-    best_val_acc: float
-    host_params: int
-    seed_params: int
-    params_added: int
-    germinated: int
-    fossilized: int
-    pruned: int
-    faults: int
+    round: int = described("round index, from 0")
+    env: int = described("env index, from 0")
+    episode: int = described("this env's episode counter, from 0")
+    steps: int = described("env steps (host epochs) in the episode")
+    episode_return: float = described("sum of the episode's rewards (undiscounted)")
+    final_val_acc: float = described("validation accuracy after the last epoch, in [0, 1]")
+    best_val_acc: float = described("best validation accuracy of the episode, in [0, 1]")
+    host_params: int = described("host parameters at the end, fossilized seeds included")
+    seed_params: int = described("parameters of seeds still live at the end")
+    params_added: int = described("host parameters gained this episode (fossilized seeds)")
+    germinated: int = described("seeds germinated this episode")
+    fossilized: int = described("seeds fossilized this episode")
+    pruned: int = described("seeds pruned this episode (faults included)")
+    faults: int = described("non-finite losses recovered this episode")
 
 
 @attrs.frozen(kw_only=True)
@@ -160,18 +191,20 @@ class PolicyWarning(Event):
     ratios, constant gradient clipping...). Written as an event so it is seen, not buried in metrics."""
 
     type: ClassVar[str] = "policy_warning"
-    round: int
-    message: str
+    round: int = described("round index, from 0")
+    message: str = described("the warning (see docs/ppo-diagnostics.md for ppo_v2's)")
 
 
 @attrs.frozen(kw_only=True)
 class RoundEnded(Event):
+    """A round is over: every env played one episode and the policy was updated."""
+
     type: ClassVar[str] = "round_end"
-    round: int
-    env_steps: int
-    mean_return: float
-    mean_val_acc: float
-    action_mix: dict[str, float]
+    round: int = described("round index, from 0")
+    env_steps: int = described("env steps taken this round (envs x episode length)")
+    mean_return: float = described("mean episode return over the envs")
+    mean_val_acc: float = described("mean final validation accuracy over the envs, in [0, 1]")
+    action_mix: dict[str, float] = described("op name -> share of this round's actions, summing to 1")
 
 
 @attrs.frozen(kw_only=True)
@@ -179,18 +212,86 @@ class RunInterrupted(Event):
     """SIGINT: the current step finished; the checkpoint of the round start was (re)written."""
 
     type: ClassVar[str] = "run_interrupted"
-    round: int
-    step: int
-    checkpoint: str
+    round: int = described("the interrupted round (resuming replays it from its start)")
+    step: int = described("steps of that round that were finished")
+    checkpoint: str = described("path of the checkpoint written (empty without a run directory)")
 
 
 @attrs.frozen(kw_only=True)
 class RunEnded(Event):
-    type: ClassVar[str] = "run_end"
-    status: str
-    rounds_completed: int
-    wall_time_s: float
+    """The run stops (completed or interrupted); the last event of a run."""
 
+    type: ClassVar[str] = "run_end"
+    status: str = described("completed or interrupted")
+    rounds_completed: int = described("rounds finished so far, over every session of the run")
+    wall_time_s: float = described("wall-clock seconds spent in rounds, over every session of the run")
+
+
+@attrs.frozen(kw_only=True)
+class EvalStarted(Event):
+    """``esper eval`` begins: the saved policy plays one deterministic episode per env. Sent to observers
+    only; nothing is written to events.jsonl."""
+
+    type: ClassVar[str] = "eval_start"
+    run_name: str = described("name of the run directory")
+    run_dir: str = described("absolute path of the run directory")
+    checkpoint: str = described("path of the checkpoint evaluated")
+    round: int = described("rounds completed when the checkpoint was written (the policy's training so far)")
+    n_envs: int = described("environments evaluated")
+    config: dict[str, Any] = described("the run's resolved configuration")
+
+
+@attrs.frozen(kw_only=True)
+class EvalResult(Event):
+    """One env's evaluation: held-out accuracy and the network it grew."""
+
+    type: ClassVar[str] = "eval_result"
+    round: int = described("rounds completed when the checkpoint was written")
+    env: int = described("env index, from 0")
+    episode: int = described("the env's episode counter for the evaluation episode")
+    test_acc: float = described("accuracy on the task's held-out test split, in [0, 1]")
+    final_val_acc: float = described("validation accuracy after the episode's last epoch, in [0, 1]")
+    host_params: int = described("parameters of the grown host, fossilized seeds included")
+    seed_params: int = described("parameters of seeds still live at the end")
+    params_added: int = described("host parameters gained in the episode (fossilized seeds)")
+    fossilized: int = described("seeds fossilized in the episode")
+    pruned: int = described("seeds pruned in the episode")
+    slots: tuple[dict[str, Any], ...] = described(
+        "final morphology, one entry per slot: slot, stage, blueprint, style, alpha, seed_params"
+    )
+
+
+@attrs.frozen(kw_only=True)
+class EvalEnded(Event):
+    """The evaluation is over (every ``eval_result`` was sent)."""
+
+    type: ClassVar[str] = "eval_end"
+    round: int = described("rounds completed when the checkpoint was written")
+    mean_test_acc: float = described("mean held-out test accuracy over the envs, in [0, 1]")
+
+
+#: Every event class, in the order a run emits them (``docs/events.md`` lists them in this order).
+EVENT_CLASSES: tuple[type[Event], ...] = (
+    RunStarted,
+    EpisodeStarted,
+    ActionTaken,
+    SeedTransition,
+    FaultRecovered,
+    RewardGiven,
+    StepMetrics,
+    EpisodeEnded,
+    PolicyWarning,
+    RoundEnded,
+    RunInterrupted,
+    RunEnded,
+    EvalStarted,
+    EvalResult,
+    EvalEnded,
+)
+
+#: The record type of a ``metrics.jsonl`` line as observers receive it (not an event class: its
+#: ``policy`` section is whatever the policy's update reports).
+METRICS_TYPE = "metrics"
 
 #: Event types whose records hold wall-clock values (everything else is reproducible from the seed).
 WALL_CLOCK_EVENTS: frozenset[str] = frozenset({RunStarted.type, RunEnded.type, RunInterrupted.type})

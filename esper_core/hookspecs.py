@@ -22,7 +22,15 @@ from typing import TYPE_CHECKING, Any, Mapping
 import pluggy
 
 if TYPE_CHECKING:
-    from esper_core.specs import BlendStyleSpec, BlueprintSpec, HostSpec, PolicySpec, RewardSpec, TaskSpec
+    from esper_core.specs import (
+        BlendStyleSpec,
+        BlueprintSpec,
+        HostSpec,
+        ObserverSpec,
+        PolicySpec,
+        RewardSpec,
+        TaskSpec,
+    )
 
 PROJECT = "esper"
 hookspec = pluggy.HookspecMarker(PROJECT)
@@ -70,10 +78,20 @@ def esper_policies() -> list[PolicySpec]:
 
 
 @hookspec
-def esper_on_event(event: dict[str, Any]) -> None:
-    """Observe one telemetry event (a JSON-able dict with a ``type`` key) as it is written.
+def esper_observers() -> list[ObserverSpec]:
+    """Return the observers (metrics sinks and the like) this plugin provides, as ``ObserverSpec`` objects.
 
-    Called for every event and metrics line of a run, so a TensorBoard or W&B sink is just a plugin.
+    An observer is off until a run lists its name in ``observers.enabled`` (``esper run --observer NAME``);
+    each run then builds its own instance, which receives every event.
+    """
+
+
+@hookspec
+def esper_on_event(event: dict[str, Any]) -> None:
+    """Observe one telemetry event (a JSON-able dict with a ``type`` key, its own deep copy) as it is written.
+
+    Called for every event and metrics line of every run, always on. For a sink that keeps state or that a
+    user switches on per run, contribute an ``ObserverSpec`` through ``esper_observers`` instead.
     The return value is ignored; an exception is reported and never stops the run or other observers.
     """
 
@@ -86,6 +104,7 @@ KIND_HOOKS: Mapping[str, str] = MappingProxyType({
     "blend_style": "esper_blend_styles",
     "reward": "esper_rewards",
     "policy": "esper_policies",
+    "observer": "esper_observers",
 })
 
 #: Hooks that observe rather than contribute.

@@ -83,3 +83,14 @@ class Policy(Protocol):
     def state_dict(self) -> dict[str, Any]: ...
 
     def load_state_dict(self, state: dict[str, Any]) -> None: ...
+
+
+@runtime_checkable
+class Observer(Protocol):
+    """Receives a run's events (``docs/events.md``) as JSON-able dicts, each its own deep copy. It learns
+    where the run directory is, and whether rounds are being redone, from ``run_start``. An exception is
+    reported once and never stops the run; ``close`` is called once at the end (flush, close files)."""
+
+    def on_event(self, event: dict[str, Any]) -> None: ...
+
+    def close(self) -> None: ...

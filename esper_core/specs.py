@@ -13,7 +13,7 @@ import attrs
 if TYPE_CHECKING:
     import torch.nn as nn
 
-    from esper_core.protocols import BlendStyle, Host, Policy, Reward, Task
+    from esper_core.protocols import BlendStyle, Host, Observer, Policy, Reward, Task
     from esper_core.records import PolicyContext, TaskInfo
 
 
@@ -107,7 +107,23 @@ class PolicySpec:
     learns: bool = False
 
 
-AnySpec = TaskSpec | HostSpec | BlueprintSpec | BlendStyleSpec | RewardSpec | PolicySpec
+@attrs.frozen(kw_only=True)
+class ObserverSpec:
+    """A run observer, e.g. a metrics sink: ``factory(options) -> Observer``. Off unless its name is listed
+    in ``observers.enabled``; its options are the table ``observers.options.<name>``.
+
+    Why a kind and not only the ``esper_on_event`` hook: a sink keeps state between events (an open
+    writer), and each run needs its own; a factory gives it an instance per run instead of a global.
+    """
+
+    kind: ClassVar[str] = "observer"
+    name: str
+    description: str
+    factory: Callable[[Any], "Observer"]
+    options_type: type = NoOptions
+
+
+AnySpec = TaskSpec | HostSpec | BlueprintSpec | BlendStyleSpec | RewardSpec | PolicySpec | ObserverSpec
 
 #: kind name -> spec class, in the order `esper plugins` shows them.
 SPEC_TYPES: dict[str, type] = {
@@ -117,4 +133,5 @@ SPEC_TYPES: dict[str, type] = {
     "blend_style": BlendStyleSpec,
     "reward": RewardSpec,
     "policy": PolicySpec,
+    "observer": ObserverSpec,
 }

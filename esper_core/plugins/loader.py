@@ -3,7 +3,7 @@
 pluggy's ``load_setuptools_entrypoints`` stops at the first plugin whose import raises, so the loader
 walks the entry points itself with one ``try`` per plugin: a broken plugin is reported (name,
 distribution, version, exception, a hint how to get rid of it) and everything else keeps working.
-Built-in plugins are found exactly like third-party ones, through the ``esper`` distribution's entry points.
+Built-in plugins are found exactly like third-party ones, through the ``esper-grow`` distribution's entry points.
 
 Environment switches (read when a registry is built, never at import):
 ``ESPER_DISABLE_PLUGIN_AUTOLOAD=1`` loads only the built-ins, ``ESPER_DISABLE_PLUGINS=name,name`` skips
@@ -36,7 +36,9 @@ from esper_core.plugins.registry import (
 from esper_core.specs import SPEC_TYPES
 
 ENTRY_POINT_GROUP = "esper"
-BUILTIN_DISTRIBUTION = "esper"
+BUILTIN_DISTRIBUTION = esper_core.DISTRIBUTION
+#: Names the built-in distribution had before (checkpoints written then record them as the contributor).
+FORMER_BUILTIN_DISTRIBUTIONS: frozenset[str] = frozenset({"esper"})
 ENV_DISABLE_AUTOLOAD = "ESPER_DISABLE_PLUGIN_AUTOLOAD"
 ENV_DISABLE = "ESPER_DISABLE_PLUGINS"
 ENV_TRACE = "ESPER_TRACE_PLUGINS"
@@ -44,6 +46,7 @@ ENV_TRACE = "ESPER_TRACE_PLUGINS"
 __all__ = [
     "BUILTIN_DISTRIBUTION",
     "ENTRY_POINT_GROUP",
+    "FORMER_BUILTIN_DISTRIBUTIONS",
     "KINDS",
     "ObserverError",
     "PluginInfo",
@@ -156,7 +159,7 @@ def _hint(candidate: _Candidate) -> str | None:
     if candidate.distribution is None:
         return None
     if _is_builtin(candidate):
-        return f"this plugin ships with esper: reinstall esper (pip install -e . in a checkout), or {skip}"
+        return f"this plugin ships with Esper: reinstall {BUILTIN_DISTRIBUTION} (pip install -e . in a checkout), or {skip}"
     return f"pip uninstall {candidate.distribution}, or {skip}"
 
 
@@ -221,7 +224,7 @@ def _contributions(manager: pluggy.PluginManager) -> dict[str, list[Any]]:
     for kind, hook_name in KIND_HOOKS.items():
         try:
             results = getattr(manager.hook, hook_name)()
-        except Exception as exc:
+        except (Exception, SystemExit) as exc:  # SystemExit: a plugin's hook must not end esper
             raise _PluginFailure(f"hook {hook_name}() raised {_describe_exception(exc)}") from exc
         specs = _validated(kind, hook_name, results)
         if specs:

@@ -7,6 +7,7 @@ disabled ones included, because ``esper plugins`` must be able to explain why so
 
 from __future__ import annotations
 
+import copy
 import difflib
 from types import MappingProxyType
 from typing import Any, Callable, Iterable, Mapping
@@ -151,13 +152,14 @@ class PluginRegistry:
     def emit(self, event: dict[str, Any]) -> None:
         """Hand ``event`` to every ``esper_on_event`` observer; failures are collected, then raised together.
 
-        Each observer gets its own shallow copy, so one observer cannot change what the next one sees.
+        Each observer gets its own deep copy, so one observer cannot change what the next one (or the
+        events file) sees, however deep it reaches (``event["components"]["rent"] = ...``).
         """
         failures: list[tuple[PluginInfo, BaseException]] = []
         for info, call in self._observers:
             try:
-                call(event=dict(event))
-            except Exception as exc:  # one broken observer must not starve the others
+                call(event=copy.deepcopy(event))
+            except (Exception, SystemExit) as exc:  # one broken observer must not starve the others (nor exit)
                 failures.append((info, exc))
         if failures:
             raise ObserverError(failures)

@@ -7,6 +7,7 @@ remembers each file's byte size, so a resumed run cuts the files back and contin
 from __future__ import annotations
 
 import json
+import os
 from pathlib import Path
 from typing import IO, Any, Callable, Iterator, Mapping, Protocol, Sequence
 
@@ -39,8 +40,13 @@ class JsonlSink:
             self._file.flush()
 
     def tell(self) -> int:
+        """The size once everything written is on disk (fsync): checkpoints record it, and must never point
+        past what a power cut would leave of the file."""
         self.flush()
-        return self._file.tell() if self._file is not None else self.path.stat().st_size
+        if self._file is None:
+            return self.path.stat().st_size
+        os.fsync(self._file.fileno())
+        return self._file.tell()
 
     def close(self) -> None:
         if self._file is not None:
@@ -84,10 +90,12 @@ def iter_jsonl(path: Path | str) -> Iterator[dict[str, Any]]:
 
 
 class Telemetry:
-    """Sends each event to the events file and to the plugin hook; metrics records to the metrics file.
+    """Sends each event to the events file, to the plugin hook and to the run's enabled observers;
+    metrics records to the metrics file (and, as type ``metrics``, to the same listeners).
 
-    ``hook`` is ``PluginRegistry.emit`` (or None). Hook failures are the plugin's problem: they are
-    reported once per plugin error text through ``on_hook_error`` and never stop the run.
+    ``hook`` is ``PluginRegistry.emit`` (or None); ``observers`` the run's ``ObserverSet`` (or None), closed
+    with the telemetry. Their failures are the plugins' problem: reported once per error text through
+    ``on_hook_error``, they never stop the run.
     """
 
     def __init__(
@@ -96,10 +104,12 @@ class Telemetry:
         metrics: JsonlSink | None = None,
         hook: Callable[[dict[str, Any]], Any] | None = None,
         on_hook_error: Callable[[str], None] | None = None,
+        observers: Any = None,
     ) -> None:
         self.events = events
         self.metrics = metrics
         self._hook = hook
+        self._observers = observers
         self._on_hook_error = on_hook_error
         self._reported: set[str] = set()
 
@@ -121,16 +131,22 @@ class Telemetry:
         self._fan_out({"type": "metrics", **values})
 
     def _fan_out(self, record: dict[str, Any]) -> None:
-        if self._hook is None:
-            return
+        if self._hook is not None:
+            self._guarded("esper_on_event hook failed", self._hook, record)
+        if self._observers is not None:
+            self._guarded("observer failed", self._observers.emit, record)
+
+    def _guarded(self, what: str, call: Callable[[dict[str, Any]], Any], record: dict[str, Any]) -> None:
         try:
-            self._hook(record)
+            call(record)
         except Exception as error:  # a broken observer plugin must not stop a run
-            text = f"esper_on_event hook failed: {type(error).__name__}: {error}"
-            if text not in self._reported:
-                self._reported.add(text)
-                if self._on_hook_error is not None:
-                    self._on_hook_error(text)
+            self._report(f"{what}: {type(error).__name__}: {error}")
+
+    def _report(self, text: str) -> None:
+        if text not in self._reported:
+            self._reported.add(text)
+            if self._on_hook_error is not None:
+                self._on_hook_error(text)
 
     def offsets(self) -> dict[str, int]:
         """Byte sizes of the files after flushing (saved in checkpoints)."""
@@ -145,6 +161,9 @@ class Telemetry:
                 sink.flush()
 
     def close(self) -> None:
+        """Close the files, then the observers (each once: a second close does nothing)."""
         for sink in (self.events, self.metrics):
             if sink is not None:
                 sink.close()
+        if self._observers is not None:
+            self._guarded("observer failed to close", lambda _: self._observers.close(), {})

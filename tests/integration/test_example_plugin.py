@@ -79,7 +79,7 @@ def test_esper_plugins_json_lists_conv_dilated_with_its_distribution(installed_s
     assert demo[0]["error"] is None and demo[0]["disabled"] is None
     assert demo[0]["version"] == "0.1.0"
     assert demo[0]["contributes"] == {"blueprint": ["conv_dilated"]}
-    builtins = {name for p in plugins if p["distribution"] == "esper" for name in p["contributes"].get("blueprint", [])}
+    builtins = {name for p in plugins if p["distribution"] == "esper-grow" for name in p["contributes"].get("blueprint", [])}
     assert "conv_dilated" not in builtins and "conv_light" in builtins
 
 

@@ -67,7 +67,7 @@ def test_run_directory_holds_config_metrics_checkpoint_and_summary(heuristic_run
     described = json.loads((run / "config.json").read_text())
     assert described["config"]["policy"]["name"] == "heuristic"
     assert described["action_layout"]["blueprint"] == ["noop", "conv_small", "conv_light"]
-    assert described["plugins"]["policy:heuristic"]["distribution"] == "esper"
+    assert described["plugins"]["policy:heuristic"]["distribution"] == "esper-grow"
     metrics = read_jsonl(run / "metrics.jsonl")
     assert [m["round"] for m in metrics] == [0, 1]
     assert {"env_steps_per_s", "round_s"} <= set(metrics[0]["timing"])

@@ -55,11 +55,11 @@ class PluginSite:
 
 @pytest.fixture
 def plugin_site(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[PluginSite]:
-    """A site dir on sys.path; the built-in ``esper`` entry points are disabled so only fakes load."""
+    """A site dir on sys.path; the built-in ``esper-grow`` entry points are disabled so only fakes load."""
     site = PluginSite(tmp_path / "site")
     site.root.mkdir()
     monkeypatch.syspath_prepend(str(site.root))
-    monkeypatch.setenv("ESPER_DISABLE_PLUGINS", "esper")
+    monkeypatch.setenv("ESPER_DISABLE_PLUGINS", "esper-grow")
     for name in ("ESPER_DISABLE_PLUGIN_AUTOLOAD", "ESPER_TRACE_PLUGINS"):
         monkeypatch.delenv(name, raising=False)
     yield site

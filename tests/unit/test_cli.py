@@ -62,6 +62,6 @@ def test_builtin_tasks_are_listed_with_distribution_esper() -> None:
     assert result.exit_code == 0, result.output
     tasks = [item for item in json.loads(result.stdout) if "task" in item["contributes"]]
     assert any(
-        item["distribution"] == "esper" and {"synthetic", "cifar10", "npz"} <= set(item["contributes"]["task"])
+        item["distribution"] == "esper-grow" and {"synthetic", "cifar10", "npz"} <= set(item["contributes"]["task"])
         for item in tasks
     ), tasks

@@ -48,7 +48,7 @@ MAX_CONTRACT_MODULES = 15
 # A contract module that may import one room, but only inside a function (never at module level).
 LAZY_EXCEPTIONS: Mapping[str, str] = {"esper_core/testing.py": "plugins"}
 BUILTIN_PLUGINS = frozenset(
-    {"esper_hosts", "esper_blueprints", "esper_blends", "esper_rewards", "esper_policies", "esper_tasks"}
+    {"esper_hosts", "esper_blueprints", "esper_blends", "esper_rewards", "esper_policies", "esper_tasks", "esper_sinks"}
 )
 EXAMPLE_PLUGIN = "esper_blueprint_demo"
 

@@ -79,7 +79,7 @@ def test_incompatible_plugin_api_is_reported_with_an_upgrade_hint(plugin_site: P
 def test_disable_plugins_switch_skips_named_plugins(plugin_site: PluginSite, monkeypatch: pytest.MonkeyPatch) -> None:
     plugin_site.add("one-dist", "1.0", {"one": "one"}, {"one": RAISES_ON_IMPORT})
     plugin_site.add("two-dist", "1.0", {"two": "two"}, {"two": BLUEPRINT_PLUGIN.format(name="two_seed")})
-    monkeypatch.setenv("ESPER_DISABLE_PLUGINS", "esper, one")
+    monkeypatch.setenv("ESPER_DISABLE_PLUGINS", "esper-grow, one")
 
     registry = load_registry(strict=True)  # the broken one is disabled, so strict mode has nothing to object to
 
@@ -92,8 +92,8 @@ def test_disable_plugins_switch_skips_named_plugins(plugin_site: PluginSite, mon
 def test_disable_autoload_keeps_only_the_builtin_distribution(
     plugin_site: PluginSite, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    # A stand-in "esper" distribution placed first on sys.path shadows the real one for this test.
-    plugin_site.add("esper", "0.0.1", {"core": "core"}, {"core": BLUEPRINT_PLUGIN.format(name="builtin_seed")})
+    # A stand-in "esper-grow" distribution placed first on sys.path shadows the real one for this test.
+    plugin_site.add("esper-grow", "0.0.1", {"core": "core"}, {"core": BLUEPRINT_PLUGIN.format(name="builtin_seed")})
     plugin_site.add("third-party", "1.0", {"extra": "extra"}, {"extra": BLUEPRINT_PLUGIN.format(name="extra_seed")})
     monkeypatch.delenv("ESPER_DISABLE_PLUGINS")
     monkeypatch.setenv("ESPER_DISABLE_PLUGIN_AUTOLOAD", "1")
@@ -111,7 +111,7 @@ def test_builtins_register_before_third_parties_whatever_the_path_order(
     plugin_site: PluginSite, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     plugin_site.add("aaa-first", "1.0", {"aaa": "aaa"}, {"aaa": BLUEPRINT_PLUGIN.format(name="third_party")})
-    plugin_site.add("esper", "0.0.1", {"zzz": "zzz"}, {"zzz": BLUEPRINT_PLUGIN.format(name="builtin")})
+    plugin_site.add("esper-grow", "0.0.1", {"zzz": "zzz"}, {"zzz": BLUEPRINT_PLUGIN.format(name="builtin")})
     monkeypatch.delenv("ESPER_DISABLE_PLUGINS")
     assert load_registry().names("blueprint") == ("builtin", "third_party")
 

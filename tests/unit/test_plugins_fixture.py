@@ -34,7 +34,7 @@ def test_fixture_adds_the_builtins_of_the_esper_distribution_first(esper_registr
     registry = esper_registry_factory(AuthorsPlugin(), strict=False)  # built-ins may still be in progress
     sources = [(info.distribution, info.name) for info in registry.plugins]
     assert sources[-1] == (None, "authors_plugin")
-    assert sources[:-1] and all(distribution == "esper" for distribution, _ in sources[:-1])
+    assert sources[:-1] and all(distribution == "esper-grow" for distribution, _ in sources[:-1])
     assert "author_blend" in registry.names("blend_style")
 
 

@@ -1,0 +1,1 @@
+"""Built-in Esper plugin package: observer sinks (TensorBoard, Weights & Biases), off unless switched on."""

@@ -3,12 +3,17 @@
 Re-exports only; each name keeps its home module (``esper_core.specs``, ``.records``, ...), and those
 paths stay valid too. The contract is: hook markers and specs (what a plugin registers), the records
 passed between the core and plugins, the protocols a plugin's objects satisfy, stages and ops (the
-lifecycle and action vocabulary), events (what an observer receives), task-author data helpers, the host
+lifecycle and action vocabulary), events (what an observer receives; ``docs/events.md``), task-author data helpers, the host
 contract check and the option validators. A policy also builds on the RL toolkit in ``esper_core.rl``
 (masks, sampling, advantages, observation encoding), which is public but not re-exported here.
 """
 
 from esper_core import PLUGIN_API_VERSION
+from esper_core.blueprint_contract import (
+    BlueprintContractError,
+    assert_blueprint_contract,
+    blueprint_contract_problems,
+)
 from esper_core.data import (
     CropFlip,
     DatasetFormatError,
@@ -22,10 +27,15 @@ from esper_core.data import (
     split_indices,
 )
 from esper_core.events import (
+    EVENT_CLASSES,
+    METRICS_TYPE,
     WALL_CLOCK_EVENTS,
     ActionTaken,
     EpisodeEnded,
     EpisodeStarted,
+    EvalEnded,
+    EvalResult,
+    EvalStarted,
     Event,
     FaultRecovered,
     PolicyWarning,
@@ -40,7 +50,7 @@ from esper_core.events import (
 from esper_core.host_contract import HostContractError, assert_host_contract, host_contract_problems
 from esper_core.hookspecs import hookimpl
 from esper_core.ops import ALPHA_CURVES, ALPHA_SPEEDS, HEADS, RELEVANT_HEADS, VALUE_HEADS, Op
-from esper_core.protocols import BlendStyle, Blueprint, Host, Policy, Reward, Task
+from esper_core.protocols import BlendStyle, Blueprint, Host, Observer, Policy, Reward, Task
 from esper_core.records import (
     DecodedAction,
     EnvObservation,
@@ -58,6 +68,7 @@ from esper_core.specs import (
     BlueprintSpec,
     HostSpec,
     NoOptions,
+    ObserverSpec,
     PolicySpec,
     RewardSpec,
     TaskSpec,
@@ -77,6 +88,7 @@ from esper_core.validators import (
     frozen_dict,
     head_table,
     int_at_least,
+    int_within,
     is_number,
     non_negative_int,
     one_of,
@@ -89,8 +101,10 @@ __all__ = [
     "ALPHA_CURVES",
     "ALPHA_SPEEDS",
     "BLOCKS_GERMINATION",
+    "EVENT_CLASSES",
     "HEADS",
     "LIVE_SEED_STAGES",
+    "METRICS_TYPE",
     "PLUGIN_API_VERSION",
     "PRUNABLE_STAGES",
     "RELEVANT_HEADS",
@@ -101,6 +115,7 @@ __all__ = [
     "BlendStyle",
     "BlendStyleSpec",
     "Blueprint",
+    "BlueprintContractError",
     "BlueprintSpec",
     "CropFlip",
     "DatasetFormatError",
@@ -109,12 +124,17 @@ __all__ = [
     "EnvObservation",
     "EpisodeEnded",
     "EpisodeStarted",
+    "EvalEnded",
+    "EvalResult",
+    "EvalStarted",
     "Event",
     "FaultRecovered",
     "Host",
     "HostContractError",
     "HostSpec",
     "NoOptions",
+    "Observer",
+    "ObserverSpec",
     "Op",
     "Policy",
     "PolicyContext",
@@ -141,8 +161,10 @@ __all__ = [
     "TaskInfo",
     "TaskSpec",
     "above",
+    "assert_blueprint_contract",
     "assert_host_contract",
     "at_least",
+    "blueprint_contract_problems",
     "channel_stats",
     "check",
     "epoch_batches",
@@ -152,6 +174,7 @@ __all__ = [
     "hookimpl",
     "host_contract_problems",
     "int_at_least",
+    "int_within",
     "is_number",
     "labels_to_device",
     "nhwc_to_device",

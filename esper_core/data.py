@@ -8,7 +8,7 @@ so that data order and augmentation are reproducible (and resumable) from saved 
 from __future__ import annotations
 
 import math
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from pathlib import Path
 
 import attrs
@@ -48,18 +48,34 @@ class CropFlip:
     def __call__(self, x: torch.Tensor, generator: torch.Generator | None = None) -> torch.Tensor:
         if x.ndim != 4:
             raise ValueError(f"CropFlip expects a batch [B, C, H, W], got shape {tuple(x.shape)}")
+        return self.many(x, [generator])
+
+    def many(self, x: torch.Tensor, generators: Sequence[torch.Generator | None]) -> torch.Tensor:
+        """``x`` holds ``len(generators)`` equal batches one after another ([G*B, C, H, W]); batch g is
+        augmented with ``generators[g]`` exactly as ``self(batch_g, generators[g])`` would (the same draws
+        in the same order), in one gather for all. Why: a fused env group augments every env's batch with
+        that env's own generator without one small-kernel sequence per env."""
+        if x.ndim != 4 or x.shape[0] % max(1, len(generators)):
+            raise ValueError(f"CropFlip.many expects {len(generators)} equal batches [G*B, C, H, W], got {tuple(x.shape)}")
         batch, channels, height, width = x.shape
         if batch == 0 or (self.pad == 0 and not self.flip):
             return x
         device = x.device
+        each = batch // len(generators)
         rows = torch.arange(height, device=device)
         cols = torch.arange(width, device=device)
         span = 2 * self.pad + 1
-        dy = torch.randint(0, span, (batch, 1), generator=generator, device=device)
-        dx = torch.randint(0, span, (batch, 1), generator=generator, device=device)
+        draws_y, draws_x, flips = [], [], []
+        for generator in generators:
+            draws_y.append(torch.randint(0, span, (each, 1), generator=generator, device=device))
+            draws_x.append(torch.randint(0, span, (each, 1), generator=generator, device=device))
+            if self.flip:
+                flips.append(torch.randint(0, 2, (each, 1), generator=generator, device=device))
+        dy = draws_y[0] if len(draws_y) == 1 else torch.cat(draws_y)
+        dx = draws_x[0] if len(draws_x) == 1 else torch.cat(draws_x)
         col_index = cols.expand(batch, width)
         if self.flip:
-            flipped = torch.randint(0, 2, (batch, 1), generator=generator, device=device).bool()
+            flipped = (flips[0] if len(flips) == 1 else torch.cat(flips)).bool()
             col_index = torch.where(flipped, (width - 1) - col_index, col_index)
         padded_width = width + 2 * self.pad
         padded = F.pad(x, (self.pad, self.pad, self.pad, self.pad)) if self.pad else x

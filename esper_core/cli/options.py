@@ -15,6 +15,8 @@ from typing import Any, Callable, Iterable, Mapping, TypeVar
 import attrs
 import click
 
+from esper_core.cli.errors import ConfigUsageError
+from esper_core.cli.errors import as_click_error as describe_as_click_error
 from esper_core.config.sections import EsperConfig
 from esper_core.config.loading import ConfigError, deep_merge, load_config
 from esper_core.config.presets import PRESET_CHOICES
@@ -30,10 +32,13 @@ COMMAND_LINE = "command line"
 
 @attrs.define
 class CliState:
-    """Per-invocation state (lives in ``ctx.obj``): global flags and the registry once loaded."""
+    """Per-invocation state (lives in ``ctx.obj``): global flags, the registry once loaded, and the run
+    directory a command works on (error messages point there: ``esper resume RUN_DIR``)."""
 
     strict_plugins: bool = False
+    debug: bool = False
     registry: Any = None
+    run_root: Any = None
 
 
 def cli_state(ctx: click.Context) -> CliState:
@@ -43,12 +48,6 @@ def cli_state(ctx: click.Context) -> CliState:
     return root.obj
 
 
-class ConfigUsageError(click.ClickException):
-    """A bad configuration on the command line or in a file: exit code 2, like other usage errors."""
-
-    exit_code = 2
-
-
 #: Errors that are the user's situation, not a bug: shown as one message, exit code 1.
 USER_ERRORS: tuple[type[BaseException], ...] = (
     SetupError, RunDirError, CheckpointError, LookupError, FileNotFoundError, ValueError,
@@ -56,10 +55,13 @@ USER_ERRORS: tuple[type[BaseException], ...] = (
 
 
 def as_click_error(error: BaseException) -> click.ClickException:
-    """A configuration problem exits 2 (usage), anything else the user can fix exits 1; one message each."""
-    if isinstance(error, ConfigError):
-        return ConfigUsageError(str(error))
-    return click.ClickException(str(error))
+    """A configuration problem exits 2 (usage), anything else exits 1; one message each, naming the plugin
+    when a plugin's code raised (``esper_core.cli.errors.describe_failure``)."""
+    ctx = click.get_current_context(silent=True)
+    state = ctx.find_root().obj if ctx is not None else None
+    return describe_as_click_error(
+        error, registry=getattr(state, "registry", None), run_root=getattr(state, "run_root", None)
+    )
 
 
 def warn_broken(registry: Any) -> None:

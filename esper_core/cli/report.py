@@ -196,7 +196,7 @@ def write_report(run: RunDir) -> tuple[dict[str, Any], list[Path], str | None]:
         matplotlib.use("Agg")
         import matplotlib.pyplot as plt
     except ImportError:
-        return report, [], "matplotlib is not installed (pip install 'esper[report]') - no plots"
+        return report, [], "matplotlib is not installed (pip install 'esper-grow[report]') - no plots"
     plots = []
     rounds = [r["round"] for r in report["rounds"]]
     for key, label in (("mean_final_val_acc", "final validation accuracy"), ("mean_return", "episode return")):
@@ -219,7 +219,7 @@ def write_report(run: RunDir) -> tuple[dict[str, Any], list[Path], str | None]:
 @click.argument("run_dir", type=click.Path(file_okay=False, path_type=str))
 @click.option("--json", "as_json", is_flag=True, help="Print the report as JSON.")
 def report_command(run_dir: str, as_json: bool) -> None:
-    """Summarise a run from its directory (plots too when matplotlib is installed: pip install 'esper[report]')."""
+    """Summarise a run from its directory (plots too when matplotlib is installed: pip install 'esper-grow[report]')."""
     try:
         report, plots, why_not = write_report(RunDir.open(run_dir))
     except USER_ERRORS as error:

@@ -1,7 +1,7 @@
 """`esper run` and `esper resume`: the run loop on the command line (they share how a run finishes).
 
 Exit codes: 0 done, 1 a run-time error (message, no traceback), 2 a bad configuration or usage,
-130 stopped by Ctrl-C after writing its checkpoint (continue with `esper resume RUN_DIR`).
+130 stopped by Ctrl-C or SIGTERM after writing its checkpoint (continue with `esper resume RUN_DIR`).
 """
 
 from __future__ import annotations
@@ -10,6 +10,7 @@ import json
 from pathlib import Path
 from typing import Any
 
+import attrs
 import click
 
 from esper_core.cli.options import (
@@ -22,12 +23,18 @@ from esper_core.cli.options import (
 )
 from esper_core.config.loading import ConfigError, load_config
 from esper_core.config.sections import EsperConfig
-from esper_core.run.checkpoint import CheckpointError, latest_checkpoint, load_checkpoint
+from esper_core.validators import SettingError
 from esper_core.run.progress import Progress
 from esper_core.run.rundir import RunDir, default_run_name
+from esper_core.cli.access import check_contracts_if_strict, create_run_dir, open_run, start_or_discard
 
 #: Exit code after a graceful Ctrl-C (the shell convention for SIGINT).
 EXIT_INTERRUPTED = 130
+#: ``--data-dir`` of the commands that continue a saved run.
+DATA_DIR_HELP = (
+    "Read the task's data from this directory instead of the saved task.data_dir (required when the saved "
+    "one lies inside the run directory, which is not trusted)."
+)
 
 
 def _comma_list(text: str | None) -> list[str] | None:
@@ -39,9 +46,21 @@ def _comma_list(text: str | None) -> list[str] | None:
     return names
 
 
-def _extra_assignments(devices: str | None, blueprints: str | None, download: bool | None) -> list[str]:
+def _observer_names(observers: tuple[str, ...]) -> list[str] | None:
+    """``--observer a --observer b,c`` -> ``["a", "b", "c"]`` (None when the flag was not given)."""
+    if not observers:
+        return None
+    return [name for text in observers for name in _comma_list(text) or ()]
+
+
+def _extra_assignments(
+    devices: str | None, blueprints: str | None, download: bool | None, observers: tuple[str, ...] = ()
+) -> list[str]:
     """Run-only flags as ``--set`` assignments (placed before the user's own ``--set``, which win)."""
     extra = []
+    names = _observer_names(observers)
+    if names is not None:
+        extra.append(f"observers.enabled={json.dumps(names)}")
     if devices is not None:
         extra.append(f"device.devices={json.dumps(_comma_list(devices))}")
     if blueprints is not None:
@@ -89,12 +108,26 @@ def config_from_checkpoint(payload: dict[str, Any]) -> EsperConfig:
     return load_config(overrides=saved, preset=saved["run"]["preset"], overrides_source="checkpoint")
 
 
-def open_latest(run_dir: str) -> tuple[RunDir, Path, dict[str, Any]]:
-    run = RunDir.open(run_dir)
-    path = latest_checkpoint(run.checkpoints)
-    if path is None:
-        raise CheckpointError(f"{run.checkpoints} holds no checkpoint; the run never finished its setup")
-    return run, path, load_checkpoint(path)
+def with_observers(config: EsperConfig, names: list[str] | None, none: bool) -> EsperConfig:
+    """The config with ``observers.enabled`` replaced for this session (observers never change results)."""
+    if none and names:
+        raise click.UsageError("--observer and --no-observers contradict each other")
+    if none:
+        names = []
+    if names is None:
+        return config
+    try:
+        return attrs.evolve(config, observers=attrs.evolve(config.observers, enabled=tuple(names)))
+    except SettingError as error:
+        raise ConfigUsageError(f"--observer: {error.reason}") from None
+
+
+def open_latest(
+    run_dir: str, command: str = "esper", data_dir: str | None = None, *, writes_run_dir: bool = True
+) -> tuple[RunDir, Path, dict[str, Any]]:
+    """The run directory, held exclusively by this command, and its newest intact checkpoint
+    (``esper_core.cli.access.open_run``: lock, leftovers, damaged checkpoints, saved data paths)."""
+    return open_run(run_dir, command, data_dir=data_dir, writes_run_dir=writes_run_dir)
 
 
 # ------------------------------------------------------------------------------------------- run
@@ -104,31 +137,38 @@ def open_latest(run_dir: str) -> tuple[RunDir, Path, dict[str, Any]]:
 @click.option("--blueprints", default=None, help="Blueprints the policy may germinate, comma-separated "
               "(default: every registered one that fits the host).")
 @click.option("--download/--no-download", default=None, help="Let a task download its dataset if missing.")
+@click.option("--observer", "observers", metavar="NAME", multiple=True,
+              help="Switch on an observer plugin, e.g. tensorboard or wandb (repeatable or comma-separated; "
+              "replaces observers.enabled). They write under the run directory. [observers.enabled]")
 @click.option("--quiet", "-q", is_flag=True, help="Only notices and the final summary.")
 @click.pass_context
 def run_command(ctx: click.Context, devices: str | None, blueprints: str | None, download: bool | None,
-                quiet: bool, **params: Any) -> None:
+                observers: tuple[str, ...], quiet: bool, **params: Any) -> None:
     """Grow hosts under a policy: rounds of one episode per env, then a policy update.
 
     Writes runs/NAME/ (config.json, events.jsonl, metrics.jsonl, checkpoints/, summary.json).
-    Ctrl-C finishes the current step, writes a checkpoint and exits (code 130).
+    Ctrl-C (or SIGTERM) finishes the current step, writes a checkpoint and exits (code 130).
     """
     from esper_core.run.runner import Runner
 
-    params["assignments"] = (*_extra_assignments(devices, blueprints, download), *(params.get("assignments") or ()))
+    params["assignments"] = (
+        *_extra_assignments(devices, blueprints, download, observers), *(params.get("assignments") or ())
+    )
     config = config_from_params(params)
     registry = registry_for(ctx)
     progress = Progress(quiet=quiet)
     try:
         runner = Runner.build(config, registry, progress=progress)
         name = config.run.name or default_run_name(config.host.name, config.policy.name)
-        runner.use_run_dir(RunDir.create(config.run.run_dir, name))
+        check_contracts_if_strict(ctx, runner.parts)
+        run = create_run_dir(config.run.run_dir, name, f"esper run {name}")
+        runner.use_run_dir(run)
         progress.notice(
             f"esper run {name}: task {runner.task.spec.name}, host {config.host.name}, policy {config.policy.name}, "
             f"reward {config.reward.name}, preset {config.run.preset}, {config.run.envs} env(s) on "
             f"{', '.join(str(d) for d in runner.devices)}, {config.run.rounds} round(s) x {config.run.episode_length} steps"
         )
-        runner.start()
+        start_or_discard(runner, run)
     except ConfigError as error:
         raise ConfigUsageError(str(error)) from None
     except USER_ERRORS as error:
@@ -141,20 +181,29 @@ def run_command(ctx: click.Context, devices: str | None, blueprints: str | None,
 @click.argument("run_dir", type=click.Path(file_okay=False, path_type=str))
 @click.option("--rounds", type=click.IntRange(min=0), default=None,
               help="Rounds to run now (default: the rest of the planned run.rounds).")
+@click.option("--observer", "observers", metavar="NAME", multiple=True,
+              help="Observers for this session instead of the run's own observers.enabled (repeatable).")
+@click.option("--no-observers", is_flag=True, help="Switch every observer off for this session.")
+@click.option("--data-dir", default=None, help=DATA_DIR_HELP)
 @click.option("--quiet", "-q", is_flag=True, help="Only notices and the final summary.")
 @click.pass_context
-def resume_command(ctx: click.Context, run_dir: str, rounds: int | None, quiet: bool) -> None:
+def resume_command(
+    ctx: click.Context, run_dir: str, rounds: int | None, observers: tuple[str, ...], no_observers: bool,
+    data_dir: str | None, quiet: bool,
+) -> None:
     """Continue a run from its latest checkpoint, exactly where it stopped.
 
     Refuses a checkpoint whose action-space layout or plugin set differs from what is installed now.
+    Observers only watch, so --observer / --no-observers may change them without changing the run.
     """
     from esper_core.run.runner import Runner
 
     progress = Progress(quiet=quiet)
     try:
-        run, path, payload = open_latest(run_dir)
-        config = config_from_checkpoint(payload)
+        run, path, payload = open_latest(run_dir, "esper resume", data_dir)
+        config = with_observers(config_from_checkpoint(payload), _observer_names(observers), no_observers)
         runner = Runner.build(config, registry_for(ctx), progress=progress)
+        check_contracts_if_strict(ctx, runner.parts)
         runner.use_run_dir(run)
         runner.restore(payload, str(path))
     except USER_ERRORS as error:

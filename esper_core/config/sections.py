@@ -17,6 +17,7 @@ from esper_core.validators import (
     check,
     frozen_dict,
     int_at_least,
+    int_within,
     is_number,
     non_negative_int,
     one_of,
@@ -26,8 +27,22 @@ from esper_core.validators import (
 )
 
 
+#: Upper bounds on sizes: far above any sensible run, far below what would exhaust a machine or crash torch.
+MAX_ENVS = 1024
+MAX_EPISODE_LENGTH = 10_000
+MAX_ROUNDS = 1_000_000
+MAX_BATCH = 65_536
+MAX_EPOCH_SAMPLES = 100_000_000
+MAX_THREADS = 1024
+MAX_LR = 10.0
+MAX_RUN_NAME_BYTES = 200
+
+
 def _run_name(value: Any) -> bool:
-    return isinstance(value, str) and value not in {"", ".", ".."} and "/" not in value and "\\" not in value
+    return (
+        isinstance(value, str) and value not in {"", ".", ".."} and "/" not in value and "\\" not in value
+        and len(value.encode("utf-8")) <= MAX_RUN_NAME_BYTES
+    )
 
 
 @attrs.frozen(kw_only=True)
@@ -35,16 +50,16 @@ class RunConfig:
     section: ClassVar[str] = "run"
 
     name: str | None = attrs.field(  # run directory name under run_dir; default: a timestamp
-        default=None, validator=check(_run_name, "must be a plain directory name (no '/')", optional=True)
+        default=None, validator=check(_run_name, f"must be a plain directory name (no '/', at most {MAX_RUN_NAME_BYTES} bytes)", optional=True)
     )
     run_dir: str = "runs"
     seed: int = attrs.field(default=0, validator=non_negative_int)
     preset: str = attrs.field(  # auto -> "cpu-quick" without CUDA, "gpu" with it
         default="auto", validator=one_of(PRESET_CHOICES)
     )
-    rounds: int = attrs.field(default=4, validator=positive)  # a round = one episode in every env, then one policy update
-    envs: int = attrs.field(default=2, validator=positive)
-    episode_length: int = attrs.field(default=12, validator=positive)  # env steps (host epochs) per episode
+    rounds: int = attrs.field(default=4, validator=int_within(1, MAX_ROUNDS))  # a round = one episode in every env, then one policy update
+    envs: int = attrs.field(default=2, validator=int_within(1, MAX_ENVS))
+    episode_length: int = attrs.field(default=12, validator=int_within(1, MAX_EPISODE_LENGTH))  # env steps (host epochs) per episode
     checkpoint_every: int = attrs.field(default=1, validator=positive)  # rounds
 
 
@@ -88,19 +103,19 @@ class TrainingConfig:
 
     section: ClassVar[str] = "training"
 
-    batch_size: int = attrs.field(default=128, validator=positive)
-    lr: float = attrs.field(default=0.05, validator=at_least(0.0))
+    batch_size: int = attrs.field(default=128, validator=int_within(1, MAX_BATCH))
+    lr: float = attrs.field(default=0.05, validator=within(0.0, MAX_LR))
     momentum: float = attrs.field(default=0.9, validator=within(0.0, 1.0, high_open=True))
-    weight_decay: float = attrs.field(default=5e-4, validator=at_least(0.0))
-    seed_lr: float = attrs.field(default=0.05, validator=at_least(0.0))
+    weight_decay: float = attrs.field(default=5e-4, validator=within(0.0, 1.0))
+    seed_lr: float = attrs.field(default=0.05, validator=within(0.0, MAX_LR))
     # Proximal pull on a TRAINING seed's output (see esper_core.growth.slot): without it the isolated seed follows a
     # linearised loss with no minimum and its output grows without bound. 0 turns it off.
     seed_proximal: float = attrs.field(default=3.0, validator=at_least(0.0))
     # training samples per epoch; None = the whole train split
-    epoch_samples: int | None = attrs.field(default=None, validator=int_at_least(1, optional=True))
+    epoch_samples: int | None = attrs.field(default=None, validator=int_within(1, MAX_EPOCH_SAMPLES, optional=True))
     # validation samples used per step; None = the whole val split
     val_samples: int | None = attrs.field(default=None, validator=int_at_least(1, optional=True))
-    eval_batch_size: int = attrs.field(default=512, validator=positive)
+    eval_batch_size: int = attrs.field(default=512, validator=int_within(1, MAX_BATCH))
 
 
 @attrs.frozen(kw_only=True)
@@ -115,11 +130,11 @@ class LifecycleConfig:
     embargo_epochs: int = attrs.field(default=2, validator=non_negative_int)  # epochs a pruned slot stays EMBARGOED
     # epochs in RESETTING before the slot is DORMANT again
     resetting_epochs: int = attrs.field(default=1, validator=non_negative_int)
-    max_seeds: int = attrs.field(default=3, validator=positive)  # live seeds at once
+    max_seeds: int = attrs.field(default=3, validator=int_within(1, 1024))  # live seeds at once
     # alpha curve used when a germinated seed starts blending
     germinate_curve: str = attrs.field(default="linear", validator=one_of(ALPHA_CURVES))
     # live seed parameters, as a fraction of host parameters, that use the whole budget (observation feature)
-    param_budget: float = attrs.field(default=0.5, validator=check(lambda v: v > 0, "must be > 0"))
+    param_budget: float = attrs.field(default=0.5, validator=within(0.0, 1000.0, low_open=True))
 
 
 @attrs.frozen(kw_only=True)
@@ -161,7 +176,33 @@ class DeviceConfig:
     bf16: bool = True  # autocast for host training on CUDA
     channels_last: bool = True  # on CUDA
     compile: bool = False
-    threads: int | None = attrs.field(default=None, validator=int_at_least(1, optional=True))  # None = torch default
+    # Train the envs on a device as one wide network (esper_core.run.fused): "auto" fuses on CUDA (where
+    # one after another the hosts leave the GPU launch-bound) and not on CPU; "on" / "off" force it.
+    fused: str = attrs.field(default="auto", validator=one_of(("auto", "on", "off")))
+    # CPU threads for torch (None = torch default); more than the machine has is cut to its CPU count
+    threads: int | None = attrs.field(default=None, validator=int_within(1, MAX_THREADS, optional=True))
+
+
+def _options_tables(value: Any) -> bool:
+    return all(isinstance(name, str) and isinstance(table, dict) for name, table in value.items())
+
+
+@attrs.frozen(kw_only=True)
+class ObserversConfig:
+    """Which observer plugins (metrics sinks such as ``tensorboard`` or ``wandb``) a run switches on.
+
+    Observers only watch: switching one on or off never changes what a run computes. Each named observer's
+    options are the table ``observers.options.<name>``, checked against its ``options_type``.
+    """
+
+    section: ClassVar[str] = "observers"
+
+    enabled: tuple[str, ...] = attrs.field(  # observer plugin names, e.g. ["tensorboard"]; none by default
+        default=(), validator=check(lambda t: len(set(t)) == len(t), "must name each observer once")
+    )
+    options: dict[str, Any] = attrs.field(  # observer name -> its options table
+        factory=dict, converter=frozen_dict, validator=check(_options_tables, "must map observer names to tables")
+    )
 
 
 @attrs.frozen(kw_only=True)
@@ -175,3 +216,4 @@ class EsperConfig:
     lifecycle: LifecycleConfig = attrs.field(factory=LifecycleConfig)
     actions: ActionsConfig = attrs.field(factory=ActionsConfig)
     device: DeviceConfig = attrs.field(factory=DeviceConfig)
+    observers: ObserversConfig = attrs.field(factory=ObserversConfig)

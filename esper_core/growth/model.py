@@ -23,7 +23,6 @@ from esper_core.host_contract import HostContractError, structural_problems
 from esper_core.growth.lifecycle import (
     BadOpArgument,
     GateClosed,
-    LifecycleError,
     SeedShapeError,
     germination_refusal,
     op_refusal,
@@ -56,6 +55,14 @@ def host_placement(module: nn.Module) -> Placement:
         p.dim() == 4 and p.is_contiguous(memory_format=torch.channels_last) and not p.is_contiguous() for p in floating
     )
     return Placement(floating[0].device, floating[0].dtype, torch.channels_last if channels_last else torch.contiguous_format)
+
+
+def _placed(module: nn.Module, where: Placement) -> nn.Module:
+    """A freshly built seed or blend moved onto the host's device, dtype and memory format."""
+    module = module.to(device=where.device, dtype=where.dtype)
+    if where.memory_format == torch.channels_last:
+        module = module.to(memory_format=torch.channels_last)
+    return module
 
 
 def _unit(value: Any, what: str) -> float:
@@ -310,16 +317,26 @@ class MorphogeneticModel(nn.Module):
 
     # ------------------------------------------------------------------------------ gradient norms
     @torch.no_grad()
-    def record_grad_norms(self) -> None:
-        """After backward, before step: accumulate seed/host gradient-norm ratios on the device (no sync)."""
+    def has_live_seeds(self) -> bool:
+        return any(s.stage in LIVE_SEED_STAGES and s.has_seed for s in self.slots.values())
+
+    def record_grad_norms(self, outside_sq: torch.Tensor | None = None) -> None:
+        """After backward, before step: accumulate seed/host gradient-norm ratios on the device (no sync).
+
+        ``outside_sq``: the squared norm of host gradients that live outside this model's parameters (a
+        fused group's wide host holds the base host's gradients); the host norm then also counts them."""
         slots = list(self.slots.values())
         live = [s for s in slots if s.stage in LIVE_SEED_STAGES and s.has_seed]
         if not live:
             return
         host_grads = [p.grad for g in self.optimizer.host.param_groups for p in g["params"] if p.grad is not None]
-        if not host_grads:
+        if not host_grads and outside_sq is None:
             return
-        host_norm = get_total_norm(host_grads).float().clamp_min(1e-12)
+        if outside_sq is None:
+            host_norm = get_total_norm(host_grads).float().clamp_min(1e-12)
+        else:
+            inside_sq = get_total_norm(host_grads).float() ** 2 if host_grads else outside_sq.new_zeros(())
+            host_norm = (inside_sq + outside_sq.float()).sqrt().clamp_min(1e-12)
         zero = host_norm.new_zeros(())
         ratios = []
         for s in slots:
@@ -367,39 +384,48 @@ class MorphogeneticModel(nn.Module):
     def _build_seed(
         self, slot: SeedSlot, blueprint: BlueprintSpec, style: BlendStyleSpec
     ) -> tuple[nn.Module, nn.Module]:
-        """Build seed and blend on the host's device/dtype/memory format and check they keep the shape."""
+        """Build seed and blend on the host's device/dtype/memory format and check they keep the shape.
+
+        Any failure of a plugin's factory or forward (an exception, ``sys.exit``, a wrong shape) is a
+        ``SeedShapeError`` whose ``culprit`` names that plugin, raised before the model changes."""
         point = slot.point
         where = self.placement()
-        seed = blueprint.build(point.channels, point.spatial).to(device=where.device, dtype=where.dtype)
-        blend = style.factory(point.channels).to(device=where.device, dtype=where.dtype)
-        if where.memory_format == torch.channels_last:
-            seed = seed.to(memory_format=torch.channels_last)
-            blend = blend.to(memory_format=torch.channels_last)
         probe = torch.zeros(2, point.channels, point.spatial, point.spatial, device=where.device, dtype=where.dtype)
         probe = probe.contiguous(memory_format=where.memory_format)
-        seed.eval()  # no running-statistics updates, no dropout randomness
-        blend.eval()
+        shape = tuple(probe.shape)
+        culprit = ("blueprint", blueprint.name)
         try:
+            seed = _placed(blueprint.build(point.channels, point.spatial), where)
+            seed.eval()  # no running-statistics updates, no dropout randomness
             with torch.no_grad():
                 out = seed(probe)
-                if tuple(out.shape) != tuple(probe.shape):
-                    raise SeedShapeError(
-                        f"slot {slot.name!r}: blueprint {blueprint.name!r} maps {tuple(probe.shape)} to "
-                        f"{tuple(out.shape)}; a seed must keep [B, C, H, W]"
-                    )
-                blended = blend(probe, out, slot.alpha)
-                if tuple(blended.shape) != tuple(probe.shape):
-                    raise SeedShapeError(
-                        f"slot {slot.name!r}: blend style {style.name!r} returns {tuple(blended.shape)} "
-                        f"for features {tuple(probe.shape)}"
-                    )
-        except LifecycleError:
-            raise
-        except Exception as error:
+        except (Exception, SystemExit) as error:
             raise SeedShapeError(
-                f"slot {slot.name!r}: blueprint {blueprint.name!r} with style {style.name!r} failed on features "
-                f"{tuple(probe.shape)}: {type(error).__name__}: {error}"
+                f"slot {slot.name!r}: blueprint {blueprint.name!r} failed to build or run on features {shape}: "
+                f"{type(error).__name__}: {error}",
+                culprit,
             ) from error
+        if not isinstance(out, torch.Tensor) or tuple(out.shape) != shape:
+            got = tuple(out.shape) if isinstance(out, torch.Tensor) else type(out).__name__
+            raise SeedShapeError(
+                f"slot {slot.name!r}: blueprint {blueprint.name!r} maps {shape} to {got}; a seed must keep [B, C, H, W]",
+                culprit,
+            )
+        culprit = ("blend_style", style.name)
+        try:
+            blend = _placed(style.factory(point.channels), where)
+            blend.eval()
+            with torch.no_grad():
+                blended = blend(probe, out, slot.alpha)
+        except (Exception, SystemExit) as error:
+            raise SeedShapeError(
+                f"slot {slot.name!r}: blend style {style.name!r} failed to build or run on features {shape}: "
+                f"{type(error).__name__}: {error}",
+                culprit,
+            ) from error
+        if not isinstance(blended, torch.Tensor) or tuple(blended.shape) != shape:
+            got = tuple(blended.shape) if isinstance(blended, torch.Tensor) else type(blended).__name__
+            raise SeedShapeError(f"slot {slot.name!r}: blend style {style.name!r} returns {got} for features {shape}", culprit)
         seed.train(self.training)
         blend.train(self.training)
         return seed, blend

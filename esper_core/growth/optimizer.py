@@ -114,6 +114,22 @@ class GrowthOptimizer:
         for optimizer in self._seeds.values():
             optimizer.step()
 
+    def zero_grad_own(self) -> None:
+        """``zero_grad`` for all but the base host group, which a fused group's wide optimiser owns."""
+        if len(self._host.param_groups) > 1:
+            self._host.zero_grad(set_to_none=True)
+        for optimizer in self._seeds.values():
+            optimizer.zero_grad(set_to_none=True)
+
+    def step_own(self) -> None:
+        """``step`` for the seeds and fossilized seeds only: in a fused group the base host's parameters
+        have no gradient of their own (the wide ones do), so the host optimiser runs only when fossil
+        groups give it something to do (it skips gradient-less parameters)."""
+        if len(self._host.param_groups) > 1:
+            self._host.step()
+        for optimizer in self._seeds.values():
+            optimizer.step()
+
     # ------------------------------------------------------------------------------------ checkpointing
     def layout(self) -> dict[str, Any]:
         return {"fossil_groups": list(self.fossil_slots), "seeds": sorted(self._seeds)}

@@ -107,17 +107,22 @@ class SeedSlot(nn.Module):
 
     # ------------------------------------------------------------------------------------------ forward
     def forward(self, h: torch.Tensor) -> torch.Tensor:
-        stage = self.stage
-        if self.seed is None or stage in PASSTHROUGH_STAGES:
+        if self.passes_through():
             return h
-        if stage == S.TRAINING:
-            if not torch.is_grad_enabled():
-                return h  # nothing to learn; the output is h either way
+        if self.stage == S.TRAINING:
             return isolated_seed_output(h, self.seed(h.detach()), self.proximal)
-        if stage == S.PRUNED and self.schedule.done and self.schedule.target == 0.0:
-            return h
         alpha = self.alpha if self._alpha_override is None else self._alpha_override
         return self.blend(h, self.seed(h), alpha)
+
+    def passes_through(self) -> bool:
+        """Whether ``forward`` returns its input unchanged right now, so a caller may skip it: no seed, a
+        stage that does not blend, a TRAINING seed with nothing to learn (no grad), a finished fade-out."""
+        stage = self.stage
+        if self.seed is None or stage in PASSTHROUGH_STAGES:
+            return True
+        if stage == S.TRAINING:
+            return not torch.is_grad_enabled()
+        return stage == S.PRUNED and self.schedule.done and self.schedule.target == 0.0
 
     @contextlib.contextmanager
     def alpha_override(self, alpha: torch.Tensor) -> Iterator[None]:

@@ -32,9 +32,10 @@ import torch
 import torch.nn.functional as F
 
 from esper_core.config.sections import EsperConfig
-from esper_core.growth.counterfactual import contributions
+from esper_core.growth.counterfactual import SlotContribution, contributions
 from esper_core.data import epoch_batches
-from esper_core.run.faults import recover, take_snapshot
+from esper_core.run.faults import check_fault_streak, recover, take_snapshot
+from esper_core.run.quarantine import PluginQuarantine
 from esper_core.run.seeding import derived_seed, forked_rng
 from esper_core.growth.lifecycle import LifecycleError
 from esper_core.growth.model import MorphogeneticModel
@@ -108,6 +109,7 @@ class MorphogenesisEnv:
         host_options: Any,
         reward: Any,
         index: int = 0,
+        quarantine: PluginQuarantine | None = None,
     ) -> None:
         self.data = task_data
         self.host_spec = host_spec
@@ -118,6 +120,9 @@ class MorphogenesisEnv:
         self.episode_length = config.run.episode_length
         self.host_options = host_options
         self.reward = reward
+        # Blueprints / styles disabled after breaking their contract (shared by the run's envs).
+        self.quarantine = quarantine if quarantine is not None else PluginQuarantine()
+        self._faulted_steps = 0  # consecutive steps ending in a non-finite loss, across episodes
         self.blueprints = dict(registry.specs("blueprint"))
         self.styles = dict(registry.specs("blend_style"))
         cuda = self.device.type == "cuda"
@@ -181,6 +186,12 @@ class MorphogenesisEnv:
         return MorphogeneticModel(host, self.blueprints, self.styles, self.config.lifecycle, self.config.training)
 
     def reset(self) -> EnvObservation:
+        self.begin_episode()
+        return self.open_episode(*self._evaluate_now())
+
+    def begin_episode(self) -> None:
+        """A fresh host for the next episode; ``open_episode`` completes the reset once the untrained
+        host has been validated (by this env, or by its fused group for all its envs at once)."""
         self.episode += 1
         self.model = self.build_model(self.episode)
         self.reward.reset()
@@ -188,7 +199,8 @@ class MorphogenesisEnv:
         self._pending = None
         self._epoch = 0
         self._last_op, self._last_ok = Op.WAIT, True
-        val_loss, val_acc = self._evaluate_now()
+
+    def open_episode(self, val_loss: float, val_acc: float) -> EnvObservation:
         # Before any training the train split looks like the validation split to the host.
         self._train_loss, self._train_acc = val_loss, val_acc
         self._val_loss, self._val_acc = val_loss, val_acc
@@ -223,6 +235,8 @@ class MorphogenesisEnv:
             last_op=self._last_op,
             last_action_ok=self._last_ok,
             slots=model.summary(),
+            disabled_blueprints=self.quarantine.blueprints,
+            disabled_styles=self.quarantine.styles,
         )
 
     # --------------------------------------------------------------------------------------------- step
@@ -249,13 +263,19 @@ class MorphogenesisEnv:
                 with forked_rng(init_seed, self.device):
                     transitions = model.execute(action)
         except LifecycleError as error:
-            raise IllegalActionError(f"env {self.index}: the action {action} is illegal here: {error}") from error
+            refused = self.quarantine.absorb(error, action, self.index)  # a plugin broke its contract
+            if refused is None:
+                raise IllegalActionError(f"env {self.index}: the action {action} is illegal here: {error}") from error
+            transitions = []
+        else:
+            refused = None
         total = self.train_samples
         batch = self.config.training.batch_size
         self._pending = {
             "before": before,
             "action": action,
             "transitions": list(transitions),
+            "refused": refused,
             "snapshot": take_snapshot(model),
             "batches": epoch_batches(
                 self.data.train_x.shape[0], batch, self._generator, self.device, samples=total,
@@ -270,35 +290,79 @@ class MorphogenesisEnv:
 
     def train_batch(self) -> bool:
         """One optimisation step on the next batch; False once the epoch is done."""
-        pending = self._pending
-        if pending is None:
-            raise RuntimeError(f"env {self.index}: train_batch before begin_step")
-        batches: Iterator[torch.Tensor] = pending["batches"]
-        index = next(batches, None)
-        if index is None:
+        batch = self.next_train_batch()
+        if batch is None:
             return False
+        x, y = batch
         model = self._require_model()
-        x = self.data.augment(self.data.train_x.index_select(0, index), self._generator)
-        y = self.data.train_y.index_select(0, index)
         with autocast_context(self.device, self.bf16):
-            logits = model(self.normalise(x))
+            logits = model(x)
             loss = F.cross_entropy(logits.float(), y)
         model.optimizer.zero_grad(set_to_none=True)
         loss.backward()
+        self.finish_train_batch(loss, logits, y)
+        return True
+
+    def next_train_batch(self) -> tuple[torch.Tensor, torch.Tensor] | None:
+        """The epoch's next batch, augmented with this env's generator and normalised (None when done)."""
+        index = self.next_train_indices()
+        if index is None:
+            return None
+        x = self.data.augment(self.data.train_x.index_select(0, index), self._generator)
+        return self.normalise(x), self.data.train_y.index_select(0, index)
+
+    def next_train_indices(self) -> torch.Tensor | None:
+        """The epoch's next batch as indices into the train split (None when done). A fused group draws
+        each env's indices here and augments with ``generator``, so data order and augmentation stay
+        the env's own."""
+        pending = self._pending
+        if pending is None:
+            raise RuntimeError(f"env {self.index}: a training batch before begin_step")
+        batches: Iterator[torch.Tensor] = pending["batches"]
+        return next(batches, None)
+
+    @property
+    def generator(self) -> torch.Generator:
+        """This env's data-order and augmentation stream (on its device)."""
+        return self._generator
+
+    def finish_train_batch(self, loss: torch.Tensor, logits: torch.Tensor, y: torch.Tensor) -> None:
+        """After backward: gradient bookkeeping, the optimiser step and the epoch's running numbers, on
+        the device (no sync)."""
+        pending = self._pending
+        assert pending is not None
+        model = self._require_model()
         model.record_grad_norms()
         model.optimizer.step()
         with torch.no_grad():
             pending["loss_sum"] += loss.detach() * y.shape[0]
             pending["correct"] += (logits.argmax(dim=1) == y).sum()
         pending["seen"] += int(y.shape[0])
-        return True
 
-    def launch_validation(self) -> None:
-        """Queue the validation pass (device accumulators, no sync)."""
+    def step_own_parameters(self, outside_sq: torch.Tensor | None) -> None:
+        """In a fused group, after the shared backward and the wide step: this env's gradient bookkeeping
+        (``outside_sq``: its base host's squared gradient norm, see ``record_grad_norms``) and the step of
+        what is only its own (seeds, fossilized seeds)."""
+        model = self._require_model()
+        if outside_sq is not None:
+            model.record_grad_norms(outside_sq)
+        model.optimizer.step_own()
+
+    def add_train_totals(self, loss_sum: torch.Tensor, correct: torch.Tensor, seen: int) -> None:
+        """A fused group's running numbers for this env's epoch (device tensors, no sync)."""
+        pending = self._pending
+        assert pending is not None
+        pending["loss_sum"] += loss_sum
+        pending["correct"] += correct
+        pending["seen"] += seen
+
+    def launch_validation(self, result: tuple[torch.Tensor, torch.Tensor] | None = None) -> None:
+        """Queue the validation pass (device accumulators, no sync); ``result`` is the pass's
+        ``(loss_sum, correct)`` when a fused group already made it for this env."""
         pending = self._pending
         if pending is None:
             raise RuntimeError(f"env {self.index}: launch_validation before begin_step")
-        pending["val"] = self._validate()
+        pending["val"] = self._validate() if result is None else result
 
     def finish_step(self) -> StepResult:
         pending = self._pending
@@ -322,7 +386,9 @@ class MorphogenesisEnv:
         else:
             train_loss, train_acc = train_loss_sum / seen, train_correct / seen
             val_loss, val_acc = val_loss_sum / self.val_count, val_correct / self.val_count
-        measured = self._measure_contributions()
+        # A fused group measured the contributions with the validation (one wide pass for all envs); after
+        # a rollback the seeds it measured may be gone, so measure again.
+        measured = self._measure_contributions(None if fault else pending.get("contributions"))
         transitions.extend(model.step_epoch())
         self._pending = None
         self._epoch += 1
@@ -333,7 +399,10 @@ class MorphogenesisEnv:
         else:
             self._plateau += 1
         action: DecodedAction = pending["action"]
-        self._last_op, self._last_ok = action.op, fault is None
+        self._faulted_steps = self._faulted_steps + 1 if fault is not None else 0
+        check_fault_streak(self._faulted_steps, self.episode_length, self.host_spec.name, self.index, self.config.training)
+        action_ok = fault is None and pending.get("refused") is None
+        self._last_op, self._last_ok = action.op, action_ok
         after = self._observe()
         self._observation = after
         done = self._epoch >= self.episode_length
@@ -343,7 +412,7 @@ class MorphogenesisEnv:
         )
         self.stats = self.stats.after(frozen, fault is not None)
         info = StepInfo(
-            transitions=frozen, action_ok=fault is None, fault=fault, fault_pruned=fault_pruned, contributions=measured
+            transitions=frozen, action_ok=action_ok, fault=fault, fault_pruned=fault_pruned, contributions=measured
         )
         return StepResult(observation=after, reward=float(value), components=dict(components), done=done, info=info)
 
@@ -391,16 +460,24 @@ class MorphogenesisEnv:
         model.train()
         return int(correct) / max(1, x.shape[0])
 
-    def _measure_contributions(self) -> dict[str, float]:
+    def set_contributions(self, measured: Mapping[str, SlotContribution]) -> None:
+        """A fused group's counterfactual measurement for this step (used by ``finish_step``)."""
+        pending = self._pending
+        if pending is None:
+            raise RuntimeError(f"env {self.index}: set_contributions before begin_step")
+        pending["contributions"] = dict(measured)
+
+    def _measure_contributions(self, measured: Mapping[str, SlotContribution] | None = None) -> dict[str, float]:
         model = self._require_model()
-        measured = contributions(
-            model,
-            self.data.val_x[: self.val_count],
-            self.data.val_y[: self.val_count],
-            self.normalise,
-            self.config.training.eval_batch_size,
-            autocast_dtype=torch.bfloat16 if self.bf16 else None,
-        )
+        if measured is None:
+            measured = contributions(
+                model,
+                self.data.val_x[: self.val_count],
+                self.data.val_y[: self.val_count],
+                self.normalise,
+                self.config.training.eval_batch_size,
+                autocast_dtype=torch.bfloat16 if self.bf16 else None,
+            )
         values = {name: result.contribution for name, result in measured.items()}
         for name, value in values.items():
             model.set_contribution(name, value)
@@ -413,11 +490,13 @@ class MorphogenesisEnv:
             "episode": self.episode,
             "generator": self._generator.get_state(),
             "init_generator": self._init_generator.get_state(),
+            "disabled": self.quarantine.state_dict(),
         }
 
     def load_state_dict(self, state: Mapping[str, Any]) -> None:
         self.episode = int(state["episode"])
         self._generator.set_state(state["generator"])
         self._init_generator.set_state(state["init_generator"])
+        self.quarantine.load_state_dict(state.get("disabled"))
         self.model, self._observation, self._pending = None, None, None
 

@@ -38,7 +38,7 @@ from esper_core.config.sections import EsperConfig
 from esper_core.run.env import StepResult
 from esper_core.run.legality import check_legal
 from esper_core.run.progress import Progress
-from esper_core.records import DecodedAction, PolicyOutput
+from esper_core.records import DecodedAction, EnvObservation, PolicyOutput
 from esper_core.rl.rollout import RolloutBuffer
 from esper_core.run.metrics import action_mix, episode_records, round_metrics, step_events
 from esper_core.run.setup import ResolvedTask, RunParts, build_run
@@ -82,11 +82,13 @@ def sigint_finishes_step(flag: _StopFlag) -> Iterator[None]:
             raise KeyboardInterrupt
         flag.requested = True
 
-    previous = signal.signal(signal.SIGINT, handler)
+    # SIGTERM (a scheduler's or `kill`'s stop) is handled like Ctrl-C: finish the step, checkpoint, exit.
+    previous = {number: signal.signal(number, handler) for number in (signal.SIGINT, signal.SIGTERM)}
     try:
         yield
     finally:
-        signal.signal(signal.SIGINT, previous)
+        for number, was in previous.items():
+            signal.signal(number, was)
 
 
 class Runner:
@@ -103,6 +105,7 @@ class Runner:
         self.data = parts.data
         self.host_spec = parts.host_spec
         self.envs = parts.envs
+        self.groups = parts.groups
         self.space = parts.space
         self.policy_spec = parts.policy_spec
         self.policy = parts.policy
@@ -155,7 +158,8 @@ class Runner:
     def _open_telemetry(self) -> None:
         if self.run_dir is None:
             self.telemetry = Telemetry(
-                None, hook=getattr(self.registry, "emit", None), on_hook_error=self.progress.notice
+                None, hook=getattr(self.registry, "emit", None), on_hook_error=self.progress.notice,
+                observers=self.parts.observers,
             )
             return
         self.telemetry = Telemetry(
@@ -163,6 +167,7 @@ class Runner:
             JsonlSink(self.run_dir.metrics_path),
             hook=getattr(self.registry, "emit", None),
             on_hook_error=self.progress.notice,
+            observers=self.parts.observers,
         )
 
     def start(self) -> None:
@@ -173,8 +178,11 @@ class Runner:
         self._emit_run_start(None)
         self._checkpoint(force=True)
 
-    def restore(self, payload: dict[str, Any], path: str = "checkpoint") -> None:
-        """Continue from a round-boundary checkpoint (compatibility checked first, with a clear diff)."""
+    def restore(self, payload: dict[str, Any], path: str = "checkpoint", *, announce: bool = True) -> None:
+        """Continue from a round-boundary checkpoint (compatibility checked first, with a clear diff).
+
+        ``announce``: send ``run_start`` (resumed_at_round) to the events file and observers; False when the
+        state is only read back to evaluate or export (``esper eval`` sends ``eval_start`` instead)."""
         check_compatible(path, payload, self.space.layout(), self.plugins)
         if len(payload["envs"]) != len(self.envs):
             raise ValueError(f"{path} holds {len(payload['envs'])} env(s); this run has {len(self.envs)} (run.envs)")
@@ -198,7 +206,8 @@ class Runner:
             truncate_file(self.run_dir.events_path, int(payload["offsets"]["events"]))
             truncate_file(self.run_dir.metrics_path, int(payload["offsets"]["metrics"]))
         self._open_telemetry()
-        self._emit_run_start(self.round)
+        if announce:
+            self._emit_run_start(self.round)
         self._round_start_payload = None
         self._round_start_payload = self.payload()
 
@@ -206,11 +215,13 @@ class Runner:
         self.telemetry.emit(
             RunStarted(
                 run_name=self.run_dir.name if self.run_dir is not None else "",
+                run_dir=str(self.run_dir.root.resolve()) if self.run_dir is not None else "",
                 resumed_at_round=resumed_at,
                 n_envs=len(self.envs),
                 devices=tuple(str(d) for d in self.devices),
                 plugins={"task": self.task.spec.name, "host": self.host_spec.name, "policy": self.policy_spec.name,
                          "reward": self.config.reward.name},
+                config=config_dict(self.config),
                 esper_version=esper_core.__version__,
                 wall_time=time.time(),
             )
@@ -289,7 +300,7 @@ class Runner:
         """One episode in every env, then the policy update. False when SIGINT stopped it mid-round."""
         round_index, length, n_envs = self.round, self.config.run.episode_length, len(self.envs)
         started = time.perf_counter()
-        observations = [env.reset() for env in self.envs]
+        observations = self._reset_envs()
         for env in self.envs:
             self.telemetry.emit(EpisodeStarted(round=round_index, env=env.index, episode=env.episode))
         # Episodes end together at the round's end, where the state was reset (resume: a fresh state).
@@ -385,15 +396,37 @@ class Runner:
             dones=torch.full((n_envs,), done, dtype=torch.bool, device=device),
         )
 
+    def _reset_envs(self) -> list[EnvObservation]:
+        """Fresh hosts for a new episode; each fused group is rebuilt over its envs' new hosts and
+        validates them together."""
+        in_groups = {id(env) for group in self.groups for env in group.envs}
+        for env in self.envs:
+            if id(env) in in_groups:
+                env.begin_episode()
+            else:
+                env.reset()
+        for group in self.groups:
+            group.rebuild()
+            group.open_episodes()
+        return [env.observation for env in self.envs]
+
     def _step_envs(self, actions: Sequence[DecodedAction]) -> list[StepResult]:
-        """Interleave the envs' batches so every device stays busy; then validate, then finish."""
+        """Train every env's epoch: fused groups as one wide network each, the other envs with their
+        batches interleaved so every device stays busy; then validate, then finish."""
         for env, action in zip(self.envs, actions):
             env.begin_step(action)
-        active = list(self.envs)
+        fused = [group for group in self.groups if group.fused]
+        in_groups = {id(env) for group in fused for env in group.envs}
+        for group in fused:
+            group.train_epoch()
+        active = [env for env in self.envs if id(env) not in in_groups]
         while active:
             active = [env for env in active if env.train_batch()]
+        for group in fused:
+            group.launch_validation()
         for env in self.envs:
-            env.launch_validation()
+            if id(env) not in in_groups:
+                env.launch_validation()
         return [env.finish_step() for env in self.envs]
 
     # ------------------------------------------------------------------------------------- telemetry
@@ -416,7 +449,7 @@ class Runner:
     def evaluate(self) -> list[dict[str, Any]]:
         """One deterministic episode per env with the current policy, no learning, no files written;
         returns per env the final validation accuracy and the held-out test accuracy."""
-        observations = [env.reset() for env in self.envs]
+        observations = self._reset_envs()
         state = self.policy.initial_state(len(self.envs))
         for _ in range(self.config.run.episode_length):
             output = self.policy.act(observations, state, deterministic=True)

@@ -9,8 +9,9 @@ The core never names a concrete plugin: ``task = "auto"`` picks the available ta
 
 from __future__ import annotations
 
+import os
 from pathlib import Path
-from typing import Any, Callable, Mapping
+from typing import Any, Callable, Mapping, Sequence
 
 import attrs
 import torch
@@ -20,6 +21,9 @@ from esper_core.host_contract import assert_host_contract
 from esper_core.records import PolicyContext, TaskData
 from esper_core.rl.actions import ActionSpace
 from esper_core.run.env import MorphogenesisEnv
+from esper_core.run.quarantine import PluginQuarantine
+from esper_core.run.fused import FusedEnvGroup, fused_groups
+from esper_core.run.observers import ObserverSet, build_observers
 from esper_core.run.seeding import derived_seed, forked_rng, seed_everything
 
 
@@ -46,6 +50,20 @@ def resolve_devices(device: DeviceConfig) -> tuple[torch.device, ...]:
                 raise SetupError(f"device {name!r}: only {torch.cuda.device_count()} CUDA device(s) present")
         resolved.append(dev)
     return tuple(resolved)
+
+
+def usable_threads(asked: int, notice: Callable[[str], None] | None = None) -> int:
+    """``device.threads``, cut to the CPUs this process may use: more threads than CPUs only contend (and
+    tens of thousands make torch's thread pool crash the process)."""
+    try:
+        available = len(os.sched_getaffinity(0))
+    except (AttributeError, OSError):
+        available = os.cpu_count() or 1
+    if asked <= available:
+        return asked
+    if notice is not None:
+        notice(f"device.threads={asked} is more than the {available} CPU(s) this machine gives the run; using {available}")
+    return available
 
 
 def structure(spec: Any, options: Mapping[str, Any], key_path: str) -> Any:
@@ -111,6 +129,14 @@ def contributor_info(registry: Any, kind: str, name: str) -> dict[str, str | Non
     return {"plugin": info.name, "distribution": info.distribution, "version": info.version}
 
 
+def describe_contributor(registry: Any, kind: str, name: str) -> str:
+    """``blueprint 'x' from plugin 'p' (distribution d 1.2)``: how messages name a plugin's contribution."""
+    try:
+        return f"{kind} {name!r} from {registry.contributor(kind, name).describe()}"
+    except (AttributeError, LookupError):
+        return f"{kind} {name!r}"
+
+
 def plugin_set(registry: Any, used: Mapping[str, tuple[str, ...] | str]) -> dict[str, dict[str, str]]:
     """``"kind:name" -> contributor`` for every plugin a run uses (saved in config.json and checkpoints)."""
     result = {}
@@ -141,11 +167,21 @@ class RunParts:
     host_spec: Any
     reward_spec: Any
     envs: list[MorphogenesisEnv]
+    groups: list[FusedEnvGroup]  # envs trained as one wide network, per device (empty: fusing off)
     space: ActionSpace
     policy_spec: Any
     policy: Any
     policy_device: torch.device
     plugins: dict[str, dict[str, str | None]]  # "kind:name" -> contributor, saved in config.json and checkpoints
+    observers: ObserverSet = attrs.field(factory=ObserverSet)  # the enabled observers (observers.enabled)
+
+
+def fuses(setting: str, devices: Sequence[torch.device]) -> bool:
+    """``device.fused``: "auto" fuses when the envs run on CUDA (measured: launch-bound there one after
+    another; on a CPU a wide network buys little and would change the CPU trajectories)."""
+    if setting == "auto":
+        return all(device.type == "cuda" for device in devices)
+    return setting == "on"
 
 
 def _load_task(task: ResolvedTask, device: torch.device, data_dir: str, seed: int) -> TaskData:
@@ -167,10 +203,11 @@ def build_run(
     ``ConfigError``; an unusable setup ``SetupError``.
     """
     if config.device.threads is not None:
-        torch.set_num_threads(config.device.threads)
+        torch.set_num_threads(usable_threads(config.device.threads, notice))
     seed = config.run.seed
     seed_everything(seed)
     devices = resolve_devices(config.device)
+    observers = build_observers(registry, config.observers)  # early: a missing optional dependency fails first
     task = resolved_task if resolved_task is not None else resolve_task(registry, config.task)
     if task.notice and notice is not None:
         notice(task.notice)
@@ -179,6 +216,7 @@ def build_run(
     host_options = structure(host_spec, config.host.options, "host.options")
     reward_spec = registry.get("reward", config.reward.name)
     reward_options = structure(reward_spec, config.reward.options, "reward.options")
+    quarantine = PluginQuarantine(notice=notice, describe=lambda kind, name: describe_contributor(registry, kind, name))
     envs = []
     for i in range(config.run.envs):
         device = devices[i % len(devices)]
@@ -186,8 +224,10 @@ def build_run(
             MorphogenesisEnv(
                 data[device], host_spec, config, registry, device, derived_seed(seed, 100, i),
                 host_options=host_options, reward=reward_spec.factory(reward_options), index=i,
+                quarantine=quarantine,
             )
         )
+    groups = fused_groups(envs, fuses(config.device.fused, devices), notice)
     slot_names, topology = slot_layout(host_spec, host_options, data[devices[0]].info)
     space = ActionSpace.from_registry(registry, topology, slot_names, config.actions)
     policy_spec = registry.get("policy", config.policy.name)
@@ -210,6 +250,6 @@ def build_run(
     }
     return RunParts(
         config=config, registry=registry, devices=devices, task=task, data=data, host_spec=host_spec,
-        reward_spec=reward_spec, envs=envs, space=space, policy_spec=policy_spec, policy=policy,
-        policy_device=devices[0], plugins=plugin_set(registry, used),
+        reward_spec=reward_spec, envs=envs, groups=groups, space=space, policy_spec=policy_spec, policy=policy,
+        policy_device=devices[0], plugins=plugin_set(registry, used), observers=observers,
     )

@@ -226,3 +226,16 @@ def test_nhwc_to_device_transposes_to_nchw_and_labels_become_int64():
     assert labels.dtype == torch.int64 and labels.tolist() == [1, 2, 3]
     with pytest.raises(ValueError, match="uint8"):
         nhwc_to_device(images.astype(np.float32), "cpu")
+
+
+@given(st.integers(1, 4), st.integers(1, 5), st.integers(0, 3), st.booleans(), st.integers(0, 2**31))
+def test_cropflip_many_is_each_batch_augmented_with_its_own_generator(groups, size, pad, flip, seed) -> None:
+    """A fused group augments every env's batch at once: same pixels, same draws from each generator."""
+    augment = CropFlip(pad=pad, flip=flip)
+    x = torch.randint(0, 256, (groups * size, 3, 6, 6), dtype=torch.uint8, generator=torch.Generator().manual_seed(seed))
+    together = [torch.Generator().manual_seed(seed + g) for g in range(groups)]
+    apart = [torch.Generator().manual_seed(seed + g) for g in range(groups)]
+    many = augment.many(x, together)
+    one_by_one = torch.cat([augment(x[g * size : (g + 1) * size], apart[g]) for g in range(groups)])
+    assert torch.equal(many, one_by_one)
+    assert all(torch.equal(a.get_state(), b.get_state()) for a, b in zip(together, apart))

@@ -1,0 +1,73 @@
+"""Where a round's time goes: whole rounds of a run under cProfile, the top functions by cumulative time.
+
+Why: end-to-end env steps/s depends on everything around host training (policy, legality, validation,
+counterfactuals, rewards, telemetry); this says which of those to fuse or trim next. CUDA work is
+asynchronous, so a function's time here is its Python and launch time plus any sync it waits on.
+
+Usage: python benchmarks/profile_run.py --host resnet_impaired --envs 32 --rounds 1 [--fused on] [--top 40]
+"""
+
+from __future__ import annotations
+
+import cProfile
+import io
+import pstats
+import time
+from typing import Any
+
+import click
+
+from esper_core.config.loading import load_config
+from esper_core.plugins import load_registry
+from esper_core.run.progress import Progress
+from esper_core.run.runner import Runner
+
+
+class _Silent(Progress):
+    def __init__(self) -> None:
+        super().__init__(quiet=True)
+
+    def step(self, *args: Any, **kwargs: Any) -> None:
+        pass
+
+    def notice(self, text: str) -> None:
+        pass
+
+
+@click.command()
+@click.option("--host", default="resnet_impaired", show_default=True)
+@click.option("--envs", type=int, default=32, show_default=True)
+@click.option("--rounds", type=int, default=1, show_default=True, help="Profiled rounds (after one warm-up round).")
+@click.option("--episode-length", type=int, default=10, show_default=True)
+@click.option("--samples", type=int, default=2560, show_default=True, help="Host samples per epoch per env.")
+@click.option("--fused", type=click.Choice(["auto", "on", "off"]), default="auto", show_default=True)
+@click.option("--device", default="auto", show_default=True)
+@click.option("--top", type=int, default=40, show_default=True)
+def main(host: str, envs: int, rounds: int, episode_length: int, samples: int, fused: str, device: str, top: int) -> None:
+    config = load_config(
+        overrides={
+            "task": {"name": "synthetic"},
+            "host": {"name": host},
+            "run": {"envs": envs, "episode_length": episode_length, "rounds": rounds + 1},
+            "training": {"epoch_samples": samples, "val_samples": 1024},
+            "device": {"device": device, "fused": fused},
+        }
+    )
+    runner = Runner.build(config, load_registry(), progress=_Silent())
+    runner.run(1)  # warm-up: allocator, cuDNN autotuning, first germinations
+    profile = cProfile.Profile()
+    started = time.perf_counter()
+    profile.enable()
+    runner.run(rounds)
+    profile.disable()
+    elapsed = time.perf_counter() - started
+    steps = rounds * episode_length * envs
+    print(f"{rounds} round(s), {steps} env steps in {elapsed:.1f}s: {steps / elapsed:.2f} env steps/s "
+          f"(fused groups: {[g.fused for g in runner.groups]})")
+    out = io.StringIO()
+    pstats.Stats(profile, stream=out).sort_stats("cumulative").print_stats(top)
+    print(out.getvalue())
+
+
+if __name__ == "__main__":
+    main()

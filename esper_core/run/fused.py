@@ -1,0 +1,313 @@
+"""Fused env groups: every env's host on one device trained as one wide network (``run.widen``).
+
+Per batch, each env still draws its own batch with its own generator (``next_train_batch``: data order
+and augmentation exactly as if it ran alone); the batches go through the wide host in one forward and
+one backward; one SGD step updates every env's base host at once (SGD is elementwise, so this is each
+env's own step), and each env's own optimiser steps what is only its own: seeds and fossilized seeds
+(``finish_train_batch``). The envs' momentum buffers for the base host are views of the wide optimiser's
+(``_link_momentum``), so per-env state dicts, fault snapshots and rollbacks, validation and
+counterfactuals all work unchanged.
+
+Seeds differ per env (blueprint, stage, alpha), so each slot of the wide host is a ``FusedSlot`` that
+hands env e's block of channels to env e's own ``SeedSlot``. A morphology change therefore needs no
+rebuild; a new episode (fresh hosts) does (``rebuild``).
+
+A host that cannot be widened (``NotWidenable``, or a forward that mixes channels across envs, caught by
+an output check) trains as before, one env after another, with one notice.
+"""
+
+from __future__ import annotations
+
+import contextlib
+from typing import Callable, Sequence
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from esper_core.growth.counterfactual import SlotContribution, measured_slots
+from esper_core.growth.slot import SeedSlot
+from esper_core.run.env import MorphogenesisEnv, autocast_context
+from esper_core.run.widen import GradBinding, NotWidenable, env_major, split_envs, widen, widened_mismatch
+
+
+class FusedSlot(nn.Module):
+    """A slot of the wide host: env e's channel block goes through env e's own ``SeedSlot``."""
+
+    def __init__(self, slots: Sequence[SeedSlot]) -> None:
+        super().__init__()
+        # Not registered as submodules: the envs own their slots (and seeds); the wide host's parameters
+        # are exactly the host's.
+        self.__dict__["env_slots"] = tuple(slots)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        slots: tuple[SeedSlot, ...] = self.__dict__["env_slots"]
+        if all(slot.passes_through() for slot in slots):
+            return x
+        blocks = split_envs(x, len(slots))
+        return env_major([slot(blocks[:, e]) for e, slot in enumerate(slots)])
+
+
+#: The SGD settings a wide optimiser copies from an env's host param group.
+_SGD_SETTINGS = ("lr", "momentum", "dampening", "weight_decay", "nesterov", "maximize")
+
+
+def _fused_slots(path: str, group: Sequence[nn.Module]) -> nn.Module | None:
+    return FusedSlot(group) if isinstance(group[0], SeedSlot) else None  # type: ignore[arg-type]
+
+
+class FusedEnvGroup:
+    """Envs of one host architecture on one device, trained together (``train_epoch``)."""
+
+    def __init__(self, envs: Sequence[MorphogenesisEnv], notice: Callable[[str], None] | None = None) -> None:
+        devices = {env.device for env in envs}
+        if len(devices) != 1:
+            raise ValueError(f"a fused group needs its envs on one device; got {sorted(map(str, devices))}")
+        self.envs = list(envs)
+        self.device = envs[0].device
+        self.notice = notice
+        self.wide: nn.Module | None = None
+        self.bindings: list[GradBinding] = []
+        self.optimizer: torch.optim.SGD | None = None
+        self.unfusable: str | None = None  # why this group trains one env after another (None: it fuses)
+
+    @property
+    def fused(self) -> bool:
+        return self.wide is not None
+
+    def rebuild(self) -> None:
+        """After every env's ``reset`` (fresh hosts): one wide host whose tensors the envs' hosts view,
+        and one SGD over it with the envs' host hyperparameters."""
+        self.wide, self.bindings, self.optimizer = None, [], None
+        if self.unfusable is not None:
+            return
+        hosts = [env._require_model().host for env in self.envs]
+        try:
+            wide, bindings = widen(hosts, _fused_slots)
+        except NotWidenable as error:
+            self._give_up(str(error))
+            return
+        info = self.envs[0].data.info
+        generator = torch.Generator(device=self.device).manual_seed(0)  # never the global streams
+        sample = torch.randn(2, info.in_channels, info.image_size, info.image_size, generator=generator, device=self.device)
+        why = widened_mismatch(wide, hosts, sample.contiguous(memory_format=self.envs[0].memory_format))
+        if why is not None:
+            self._give_up(why)
+            return
+        self.wide, self.bindings = wide, bindings
+        host_group = self.envs[0]._require_model().optimizer.host.param_groups[0]
+        settings = {k: v for k, v in host_group.items() if k in _SGD_SETTINGS}
+        self.optimizer = torch.optim.SGD([b.wide for b in bindings], **settings)
+        if settings.get("momentum", 0.0) > 0:
+            for binding in bindings:
+                self.optimizer.state[binding.wide]["momentum_buffer"] = torch.zeros_like(binding.wide)
+            self._link_momentum()
+
+    def _link_momentum(self) -> None:
+        """Each env's host momentum buffers become views of the wide ones. A buffer that is no longer the
+        view (a fault rollback loads a state dict, which copies) is copied back in first."""
+        assert self.optimizer is not None
+        for binding in self.bindings:
+            wide_buffer = self.optimizer.state[binding.wide]["momentum_buffer"]
+            for e, (param, env) in enumerate(zip(binding.owners, self.envs)):
+                view = binding.split(wide_buffer, e)
+                state = env._require_model().optimizer.host.state[param]
+                current = state.get("momentum_buffer")
+                if current is not None and current.data_ptr() != view.data_ptr():
+                    view.copy_(current)
+                state["momentum_buffer"] = view
+
+    def _give_up(self, why: str) -> None:
+        self.unfusable = why
+        if self.notice is not None:
+            self.notice(
+                f"note: the {self.envs[0].host_spec.name!r} host cannot be fused ({why}); its "
+                f"{len(self.envs)} envs on {self.device} train one after another"
+            )
+
+    def train_epoch(self) -> None:
+        """Every env's epoch in one wide forward and backward per batch (after their ``begin_step``)."""
+        if self.wide is None:
+            raise RuntimeError("train_epoch on a group that does not fuse; train its envs one by one")
+        wide, envs, optimizer = self.wide, self.envs, self.optimizer
+        assert optimizer is not None
+        if "momentum_buffer" in optimizer.state.get(self.bindings[0].wide, {}):
+            self._link_momentum()
+        wide.train()
+        n = len(envs)
+        loss_sums = torch.zeros(n, device=self.device)
+        correct = torch.zeros(n, dtype=torch.long, device=self.device)
+        seen = 0
+        while True:
+            batch = self._next_batch()
+            if batch is None:
+                break
+            x, y = batch
+            with autocast_context(self.device, envs[0].bf16):
+                logits = split_envs(wide(x), n)  # [B, E, K]
+                per_sample = F.cross_entropy(logits.float().reshape(-1, logits.shape[-1]), y.reshape(-1), reduction="none")
+                losses = per_sample.view(y.shape).mean(dim=0)  # [E]: each env's own mean loss
+            optimizer.zero_grad(set_to_none=True)
+            for env in envs:
+                env._require_model().optimizer.zero_grad_own()
+            losses.sum().backward()
+            seeded = [env._require_model().has_live_seeds() for env in envs]
+            outside = self._host_grad_norms_sq() if any(seeded) else None
+            optimizer.step()
+            for e, env in enumerate(envs):
+                env.step_own_parameters(outside[e] if outside is not None and seeded[e] else None)
+            with torch.no_grad():
+                loss_sums += losses.detach() * y.shape[0]
+                correct += (logits.argmax(dim=-1) == y).sum(dim=0)
+            seen += int(y.shape[0])
+        for e, env in enumerate(envs):
+            env.add_train_totals(loss_sums[e], correct[e], seen)
+
+    def _next_batch(self) -> tuple[torch.Tensor, torch.Tensor] | None:
+        """Every env's next batch as one wide input ``[B, E*C, H, W]`` and labels ``[B, E]`` (None when
+        the epoch is done). Envs sharing one task tensor and an augmentation that can take several
+        generators at once (``CropFlip.many``) are gathered and augmented in one go; others one by one.
+        Either way each env's batch is exactly what its own ``next_train_batch`` would give."""
+        envs, first = self.envs, self.envs[0]
+        augment = first.data.augment
+        if all(env.data is first.data for env in envs) and hasattr(augment, "many"):
+            indices = [env.next_train_indices() for env in envs]
+            if all(index is None for index in indices):
+                return None
+            if any(index is None or index.shape != indices[0].shape for index in indices):
+                raise RuntimeError("envs of a fused group drew batches of different sizes")
+            flat = torch.cat(indices)  # type: ignore[arg-type]
+            images = augment.many(first.data.train_x.index_select(0, flat), [env.generator for env in envs])
+            x = first.normalise(images)  # [E*B, C, H, W], env after env
+            n, size = len(envs), indices[0].shape[0]  # type: ignore[union-attr]
+            wide = x.view(n, size, *x.shape[1:]).transpose(0, 1).reshape(size, -1, *x.shape[2:])
+            y = first.data.train_y.index_select(0, flat).view(n, size).transpose(0, 1)
+            return wide.contiguous(memory_format=first.memory_format), y
+        batches = [env.next_train_batch() for env in envs]
+        if all(batch is None for batch in batches):
+            return None
+        if any(batch is None for batch in batches):
+            raise RuntimeError("envs of a fused group ran out of batches at different steps")
+        x = env_major([b[0] for b in batches]).contiguous(memory_format=first.memory_format)  # type: ignore[index]
+        return x, torch.stack([b[1] for b in batches], dim=1)  # type: ignore[index]
+
+    @torch.no_grad()
+    def _validate_all(self) -> tuple[torch.Tensor, torch.Tensor]:
+        """Every env's validation pass in one wide forward per batch (the envs share the split): per env
+        ``(loss_sum, correct)`` ([E] each) exactly as its own ``_validate`` would compute them."""
+        wide, envs = self.wide, self.envs
+        if wide is None:
+            raise RuntimeError("a fused validation on a group that does not fuse; validate its envs one by one")
+        n, env = len(envs), envs[0]
+        models = [e._require_model() for e in envs]
+        modes = [m.training for m in models]
+        for model in models:
+            model.eval()  # the seeds' own modules (the wide host's are shared through the envs' hosts)
+        wide.eval()
+        loss_sums = torch.zeros(n, device=self.device)
+        correct = torch.zeros(n, dtype=torch.long, device=self.device)
+        size = env.config.training.eval_batch_size
+        try:
+            for start in range(0, env.val_count, size):
+                stop = min(start + size, env.val_count)
+                x = env.normalise(env.data.val_x[start:stop])
+                y = env.data.val_y[start:stop]
+                with autocast_context(self.device, env.bf16):
+                    logits = split_envs(wide(env_major([x] * n).contiguous(memory_format=env.memory_format)), n)
+                targets = y.unsqueeze(1).expand(-1, n)
+                per_sample = F.cross_entropy(logits.float().reshape(-1, logits.shape[-1]), targets.reshape(-1), reduction="none")
+                loss_sums += per_sample.view(targets.shape).sum(dim=0)
+                correct += (logits.argmax(dim=-1) == targets).sum(dim=0)
+        finally:
+            for model, mode in zip(models, modes):
+                model.train(mode)
+        return loss_sums, correct
+
+    def launch_validation(self) -> None:
+        """After the fused epoch: every env's validation and counterfactuals in shared wide passes."""
+        loss_sums, correct = self._validate_all()
+        for e, member in enumerate(self.envs):
+            member.launch_validation((loss_sums[e], correct[e]))
+        self._measure_contributions()
+
+    def open_episodes(self) -> None:
+        """After every env's ``begin_episode`` and ``rebuild``: validate the untrained hosts (fused when the
+        group fuses; one sync for the group) and open each env's episode."""
+        if self.wide is None:
+            for env in self.envs:
+                env.open_episode(*env._evaluate_now())
+            return
+        loss_sums, correct = self._validate_all()
+        values = torch.stack([loss_sums.float(), correct.float()]).tolist()
+        count = self.envs[0].val_count
+        for e, env in enumerate(self.envs):
+            env.open_episode(values[0][e] / count, values[1][e] / count)
+
+    @torch.no_grad()
+    def _measure_contributions(self) -> None:
+        """Every env's counterfactuals (``growth.counterfactual.contributions``) in shared wide passes:
+        pass k switches off, in each env that has one, its k-th measured seed for the second half of a
+        duplicated batch. As many passes as the most measured seeds in one env, not one per seed."""
+        envs = self.envs
+        wide = self.wide
+        assert wide is not None
+        names = [measured_slots(env._require_model()) for env in envs]
+        passes = max(len(n) for n in names)
+        if passes == 0:
+            for env in envs:
+                env.set_contributions({})
+            return
+        n_envs, env = len(envs), envs[0]
+        models = [e._require_model() for e in envs]
+        modes = [m.training for m in models]
+        for model in models:
+            model.eval()
+        wide.eval()
+        hits = torch.zeros(passes, 2, n_envs, dtype=torch.long, device=self.device)
+        size = env.config.training.eval_batch_size
+        try:
+            for start in range(0, env.val_count, size):
+                stop = min(start + size, env.val_count)
+                xb = env.normalise(env.data.val_x[start:stop])
+                yb = env.data.val_y[start:stop]
+                n = xb.shape[0]
+                doubled = env_major([torch.cat([xb, xb])] * n_envs).contiguous(memory_format=env.memory_format)
+                for k in range(passes):
+                    with contextlib.ExitStack() as overrides:
+                        for model, slots in zip(models, names):
+                            if k < len(slots):
+                                slot = model.slots[slots[k]]
+                                alpha = torch.cat([slot.alpha.detach().expand(n), torch.zeros_like(slot.alpha).expand(n)])
+                                overrides.enter_context(slot.alpha_override(alpha))
+                        with autocast_context(self.device, env.bf16):
+                            logits = split_envs(wide(doubled), n_envs)  # [2n, E, K]
+                    right = logits.argmax(dim=-1) == torch.cat([yb, yb]).unsqueeze(1)
+                    hits[k] += right.view(2, n, n_envs).sum(dim=1)
+        finally:
+            for model, mode in zip(models, modes):
+                model.train(mode)
+        counts = hits.tolist()  # the group's one sync for the counterfactuals
+        total = env.val_count
+        for e, (member, slots) in enumerate(zip(envs, names)):
+            member.set_contributions(
+                {name: SlotContribution(counts[k][0][e] / total, counts[k][1][e] / total) for k, name in enumerate(slots)}
+            )
+
+    def _host_grad_norms_sq(self) -> torch.Tensor:
+        """Squared norm of each env's base-host gradient ([E]), read off the wide gradients in one pass."""
+        n = len(self.envs)
+        grads = [b.wide.grad for b in self.bindings if b.wide.grad is not None]
+        return torch.stack([g.reshape(n, -1).float().pow(2).sum(dim=1) for g in grads]).sum(dim=0)
+
+
+def fused_groups(
+    envs: Sequence[MorphogenesisEnv], enabled: bool, notice: Callable[[str], None] | None = None
+) -> list[FusedEnvGroup]:
+    """One group per device holding two envs or more (a run's envs share one host architecture); none
+    when fusing is off. Envs outside a group that fuses train interleaved, as they always did."""
+    if not enabled:
+        return []
+    by_device: dict[torch.device, list[MorphogenesisEnv]] = {}
+    for env in envs:
+        by_device.setdefault(env.device, []).append(env)
+    return [FusedEnvGroup(group, notice) for group in by_device.values() if len(group) > 1]

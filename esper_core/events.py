@@ -165,6 +165,22 @@ class FaultRecovered(Event):
 
 
 @attrs.frozen(kw_only=True)
+class PluginDisabled(Event):
+    """A blueprint or blend style broke its contract when the action germinated it (a shape change, a
+    factory that raised): the action was refused, the model left as it was, and the plugin is masked out
+    for the rest of the run (saved in checkpoints, so a resumed run masks it too)."""
+
+    type: ClassVar[str] = "plugin_disabled"
+    round: int = described("round index, from 0")
+    env: int = described("env index, from 0")
+    episode: int = described("this env's episode counter, from 0")
+    step: int = described("env step (host epoch) within the episode, from 0")
+    kind: str = described("plugin kind: blueprint or blend_style")
+    name: str = described("the plugin's registered name")
+    reason: str = described("what it did wrong and what happened, in words")
+
+
+@attrs.frozen(kw_only=True)
 class EpisodeEnded(Event):
     """An env finished its episode: its return and what happened to its seeds."""
 
@@ -277,6 +293,7 @@ EVENT_CLASSES: tuple[type[Event], ...] = (
     ActionTaken,
     SeedTransition,
     FaultRecovered,
+    PluginDisabled,
     RewardGiven,
     StepMetrics,
     EpisodeEnded,

@@ -58,6 +58,8 @@ class StepInfo:
     fault: str | None = None
     fault_pruned: tuple[str, ...] = ()
     contributions: dict[str, float] = attrs.field(factory=dict)
+    #: ``(kind, name, reason)`` when the action was refused because that plugin broke its contract.
+    disabled: tuple[str, str, str] | None = None
 
 
 @attrs.frozen(kw_only=True)
@@ -266,6 +268,8 @@ class MorphogenesisEnv:
             refused = self.quarantine.absorb(error, action, self.index)  # a plugin broke its contract
             if refused is None:
                 raise IllegalActionError(f"env {self.index}: the action {action} is illegal here: {error}") from error
+            kind, name = error.culprit  # type: ignore[attr-defined]  # absorb accepts only errors naming one
+            refused = (kind, name, refused)
             transitions = []
         else:
             refused = None
@@ -412,7 +416,8 @@ class MorphogenesisEnv:
         )
         self.stats = self.stats.after(frozen, fault is not None)
         info = StepInfo(
-            transitions=frozen, action_ok=action_ok, fault=fault, fault_pruned=fault_pruned, contributions=measured
+            transitions=frozen, action_ok=action_ok, fault=fault, fault_pruned=fault_pruned, contributions=measured,
+            disabled=pending.get("refused"),
         )
         return StepResult(observation=after, reward=float(value), components=dict(components), done=done, info=info)
 

@@ -20,6 +20,7 @@ from esper_core.events import (
     EpisodeEnded,
     Event,
     FaultRecovered,
+    PluginDisabled,
     RewardGiven,
     SeedTransition,
     StepMetrics,
@@ -76,6 +77,9 @@ def step_events(
             )
         if result.info.fault is not None:
             events.append(FaultRecovered(**where, reason=result.info.fault, pruned_slots=result.info.fault_pruned))
+        if result.info.disabled is not None:
+            kind, name, reason = result.info.disabled
+            events.append(PluginDisabled(**where, kind=kind, name=name, reason=reason))
         events.append(RewardGiven(**where, reward=result.reward, components=result.components))
         obs = result.observation
         events.append(

@@ -146,13 +146,59 @@ def plugin_set(registry: Any, used: Mapping[str, tuple[str, ...] | str]) -> dict
     return result
 
 
-def slot_layout(host_spec: Any, host_options: Any, info: Any) -> tuple[tuple[str, ...], str]:
-    """Slot names and topology of a host, from a throwaway instance built without touching global RNG;
-    the instance is also checked against the host contract, forward pass included."""
+def throwaway_host(host_spec: Any, host_options: Any, info: Any) -> Any:
+    """A host instance built without touching global RNG and checked against the host contract, forward
+    pass included: what a run learns about its host before any env builds one."""
     with forked_rng():
         host = host_spec.factory(host_options, info)
         assert_host_contract(host, info, name=host_spec.name)
+    return host
+
+
+def slot_layout(host_spec: Any, host_options: Any, info: Any) -> tuple[tuple[str, ...], str]:
+    """Slot names and topology of a host (from a ``throwaway_host``)."""
+    return _layout_of(throwaway_host(host_spec, host_options, info), host_spec)
+
+
+def _layout_of(host: Any, host_spec: Any) -> tuple[tuple[str, ...], str]:
     return tuple(p.name for p in host.slot_points()), getattr(host, "topology", host_spec.topology)
+
+
+#: Bytes per host parameter an env holds at the least: fp32 weights, gradients, SGD momentum and the fault
+#: snapshot of weights and momentum taken before every epoch. Activations and seeds come on top.
+BYTES_PER_PARAMETER = 4 * 5
+
+
+def free_memory(device: torch.device) -> int | None:
+    """Bytes free on ``device`` (CUDA: the driver's count; CPU: MemAvailable), or None if unknown."""
+    if device.type == "cuda":
+        return int(torch.cuda.mem_get_info(device)[0])
+    try:
+        with open("/proc/meminfo", encoding="ascii") as meminfo:
+            for line in meminfo:
+                if line.startswith("MemAvailable:"):
+                    return int(line.split()[1]) * 1024
+    except OSError:
+        return None
+    return None
+
+
+def check_memory(host: Any, host_name: str, config: EsperConfig, devices: Sequence[torch.device]) -> None:
+    """Refuse, before any env builds a host, a run whose hosts cannot fit: say what was asked (envs x
+    parameters) and what each device has free. A lower bound only (no activations), so it never refuses
+    a run that would fit."""
+    parameters = sum(p.numel() for p in host.parameters())
+    for device in dict.fromkeys(devices):
+        envs_here = sum(1 for i in range(config.run.envs) if devices[i % len(devices)] == device)
+        needed = envs_here * parameters * BYTES_PER_PARAMETER
+        free = free_memory(device)
+        if free is not None and needed > free:
+            raise SetupError(
+                f"{envs_here} env(s) of host {host_name!r} ({parameters:,} parameters each) need at least "
+                f"{needed / 2**30:.1f} GiB on {device} for weights, gradients, momentum and fault snapshots "
+                f"(activations come on top); {device} has {free / 2**30:.1f} GiB free. Lower run.envs or the "
+                f"host's widths (host.options), or spread the envs over more devices (--devices)."
+            )
 
 
 @attrs.frozen(eq=False)
@@ -228,7 +274,10 @@ def build_run(
             )
         )
     groups = fused_groups(envs, fuses(config.device.fused, devices), notice)
-    slot_names, topology = slot_layout(host_spec, host_options, data[devices[0]].info)
+    host = throwaway_host(host_spec, host_options, data[devices[0]].info)
+    check_memory(host, host_spec.name, config, devices)
+    slot_names, topology = _layout_of(host, host_spec)
+    del host
     space = ActionSpace.from_registry(registry, topology, slot_names, config.actions)
     policy_spec = registry.get("policy", config.policy.name)
     context = PolicyContext(

@@ -10,7 +10,7 @@ from torch import nn
 from esper_core.records import SlotPoint, TaskInfo
 from esper_core.specs import HostSpec
 from esper_hosts.blocks import BasicBlock, conv_bn_relu, downsampled_size, init_host_weights
-from esper_hosts.options import as_tuple, positive_ints
+from esper_hosts.options import MAX_BLOCKS, as_tuple, positive_ints
 
 STAGE_STRIDES = (1, 2, 2)
 
@@ -28,7 +28,7 @@ class ResNetOptions:
         default=(16, 32, 64), converter=as_tuple, validator=positive_ints("resnet", 3)
     )
     blocks: tuple[int, int, int] = attrs.field(
-        default=(2, 2, 2), converter=as_tuple, validator=positive_ints("resnet", 3)
+        default=(2, 2, 2), converter=as_tuple, validator=positive_ints("resnet", 3, MAX_BLOCKS)
     )
 
 
@@ -40,7 +40,7 @@ class ImpairedResNetOptions:
         default=(8, 16, 32), converter=as_tuple, validator=positive_ints("resnet_impaired", 3)
     )
     blocks: tuple[int, int, int] = attrs.field(
-        default=(1, 1, 1), converter=as_tuple, validator=positive_ints("resnet_impaired", 3)
+        default=(1, 1, 1), converter=as_tuple, validator=positive_ints("resnet_impaired", 3, MAX_BLOCKS)
     )
 
 

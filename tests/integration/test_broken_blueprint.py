@@ -117,6 +117,10 @@ def test_a_broken_blueprint_is_disabled_with_a_notice_and_the_run_completes(tmp_
     assert len(warned) == 1 and "strict-plugins" in warned[0]
     payload = load_checkpoint(runner.run_dir.checkpoints / "round_00003.pt")
     assert all(env["disabled"]["blueprint"] == [name] for env in payload["envs"])
+    disabled = [e for e in read_jsonl(runner.run_dir.events_path) if e["type"] == "plugin_disabled"]
+    assert disabled and {(e["kind"], e["name"]) for e in disabled} == {("blueprint", name)}  # an event observers see
+    assert {(e["round"], e["env"], e["step"]) for e in disabled} == {(e["round"], e["env"], e["step"]) for e in tried}
+    assert all("broke its contract" in e["reason"] for e in disabled)
 
 
 @pytest.mark.parametrize("split", [1, 2])  # resume before the blueprint is disabled (round 1) and after it

@@ -10,6 +10,7 @@ from esper_core.config.loading import ConfigError, structure_options
 from esper_core.host_contract import assert_host_contract
 from esper_core.protocols import Host
 from esper_core.records import SlotPoint, TaskInfo
+from esper_core.plugins import load_registry
 from esper_core.specs import HostSpec
 from esper_hosts.blocks import BasicBlock
 from esper_hosts.resnet import IMPAIRED_SPEC, RESNET_SPEC, ImpairedResNetOptions, ResNetOptions
@@ -146,7 +147,7 @@ def test_options_come_from_config_tables_and_bad_values_are_named(name: str) -> 
 
 @pytest.mark.parametrize(
     ("options", "match"),
-    [({"widths": (16, 32)}, "'widths' must be 3 integers >= 1"), ({"blocks": (1, 0, 1)}, "'blocks' must be 3")],
+    [({"widths": (16, 32)}, "'widths' must be 3 integers from 1 to 4096"), ({"blocks": (1, 0, 1)}, "'blocks' must be 3")],
 )
 def test_bad_options_raise_a_clear_error(options: dict, match: str) -> None:
     with pytest.raises(ValueError, match=match):
@@ -185,3 +186,20 @@ def test_channels_last_and_bf16_autocast_on_cuda(name: str) -> None:
     assert logits.dtype == torch.bfloat16 and logits.shape == (8, 10)
     logits.float().sum().backward()
     assert torch.isfinite(logits).all()
+
+
+@pytest.mark.parametrize(
+    ("name", "options", "fragment"),
+    [
+        ("resnet", {"widths": [16, 32, 1_000_000]}, "from 1 to 4096"),
+        ("resnet_impaired", {"blocks": [1, 1, 500]}, "from 1 to 64"),
+        ("tiny_cnn", {"widths": [8, 10**9]}, "from 1 to 4096"),
+    ],
+)
+def test_sizes_that_cannot_be_right_are_refused_before_anything_is_allocated(name: str, options: dict, fragment: str) -> None:
+    """A typo'd width must be a config error naming the option, not a multi-terabyte allocation."""
+    spec = load_registry().get("host", name)
+    with pytest.raises(ConfigError) as caught:
+        structure_options(spec, options, "host.options", source="run.toml")
+    (problem,) = caught.value.problems
+    assert problem.key_path.startswith("host.options") and fragment in problem.message

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import attrs
 import pytest
+import torch
 
 from esper_core.config import DeviceConfig, TaskConfig
 from esper_core.run.setup import SetupError, resolve_devices, resolve_task
@@ -76,3 +77,23 @@ def test_devices_resolve_and_unknown_cuda_is_refused_clearly():
     if not __import__("torch").cuda.is_available():
         with pytest.raises(SetupError, match="CUDA is not available"):
             resolve_devices(DeviceConfig(device="cuda"))
+
+
+def test_hosts_that_cannot_fit_are_refused_with_what_was_asked_and_what_the_machine_has(monkeypatch):
+    """A lower bound (weights, gradients, momentum, snapshot): refused before any env builds a host."""
+    from torch import nn
+
+    from esper_core.config import EsperConfig, RunConfig
+    from esper_core.run import setup
+
+    host = nn.Linear(1000, 1000)  # 1,001,000 parameters -> about 20 MB per env at 20 bytes each
+    config = EsperConfig(run=RunConfig(envs=8))
+    monkeypatch.setattr(setup, "free_memory", lambda device: 100 * 2**20)  # 100 MiB free
+    with pytest.raises(SetupError) as caught:
+        setup.check_memory(host, "wide", config, (torch.device("cpu"),))
+    message = str(caught.value)
+    assert "8 env(s) of host 'wide' (1,001,000 parameters each)" in message and "0.1 GiB free" in message
+    assert "run.envs" in message
+    setup.check_memory(host, "wide", EsperConfig(run=RunConfig(envs=4)), (torch.device("cpu"),))  # 80 MB fits
+    monkeypatch.setattr(setup, "free_memory", lambda device: None)  # unknown: never refuses
+    setup.check_memory(host, "wide", config, (torch.device("cpu"),))

@@ -36,7 +36,9 @@ Order within a run: `run_start`; per round, for every env `episode_start`, then 
 epoch) for every env `action`, any `seed_transition`s, a `fault` if one was recovered, `reward` and
 `step`; then every env's `episode_end`, the `{METRICS_TYPE}` record, any `policy_warning`s and
 `round_end`; at the end `run_interrupted` (after Ctrl-C) and `run_end`. `esper eval` sends `eval_start`,
-one `eval_result` per env and `eval_end` to observers only (nothing is written to `events.jsonl`).
+one `eval_result` per env and `eval_end` to observers only (nothing is written to `events.jsonl`); with
+observers enabled, `esper run` and `esper resume` end by writing the run's report and sending
+`report_written` (its figures' paths), also to observers only.
 
 **Resumed runs.** `esper resume` cuts `events.jsonl` back to the checkpoint and sends a new `run_start` whose
 `resumed_at_round` is the round it continues from. Observers may have seen events of that round and later

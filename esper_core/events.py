@@ -286,6 +286,16 @@ class EvalEnded(Event):
     mean_test_acc: float = described("mean held-out test accuracy over the envs, in [0, 1]")
 
 
+@attrs.frozen(kw_only=True)
+class ReportWritten(Event):
+    """`esper run` / `esper resume` wrote the run's report (``RUN_DIR/report/``) after the run ended; sent to
+    observers only (not to ``events.jsonl``), so a sink that takes images can show the report's figures."""
+
+    type: ClassVar[str] = "report_written"
+    round: int = described("rounds completed when the report was written (the step of the figures)")
+    figures: dict[str, str] = described("figure name -> path of its PNG (empty without matplotlib)")
+
+
 #: Every event class, in the order a run emits them (``docs/events.md`` lists them in this order).
 EVENT_CLASSES: tuple[type[Event], ...] = (
     RunStarted,
@@ -304,6 +314,7 @@ EVENT_CLASSES: tuple[type[Event], ...] = (
     EvalStarted,
     EvalResult,
     EvalEnded,
+    ReportWritten,
 )
 
 #: The record type of a ``metrics.jsonl`` line as observers receive it (not an event class: its

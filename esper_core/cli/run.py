@@ -21,7 +21,9 @@ from esper_core.cli.options import (
     config_options,
     registry_for,
 )
+from esper_core.cli.report import write_report
 from esper_core.config.loading import ConfigError, load_config
+from esper_core.events import ReportWritten
 from esper_core.config.sections import EsperConfig
 from esper_core.validators import SettingError
 from esper_core.run.progress import Progress
@@ -92,6 +94,7 @@ def _summary_table(progress: Progress, summary: dict[str, Any]) -> None:
 def _finish(runner: Any, rounds: int, progress: Progress) -> None:
     try:
         outcome = runner.run(rounds)
+        _report_to_observers(runner, outcome.rounds_completed)
     finally:
         runner.close()
     _summary_table(progress, outcome.summary)
@@ -100,6 +103,15 @@ def _finish(runner: Any, rounds: int, progress: Progress) -> None:
     if outcome.status == "interrupted":
         progress.notice(f"continue with: esper resume {runner.run_dir.root if runner.run_dir else 'RUN_DIR'}")
         raise SystemExit(EXIT_INTERRUPTED)
+
+
+def _report_to_observers(runner: Any, rounds_completed: int) -> None:
+    """With observers enabled, write the run's report and hand them its figures (a sink that takes images
+    shows them beside the curves). Without observers nothing is written: `esper report` does that."""
+    if runner.run_dir is None or not runner.parts.observers:
+        return
+    _, plots, _ = write_report(runner.run_dir)
+    runner.telemetry.notify(ReportWritten(round=rounds_completed, figures={p.stem: str(p) for p in plots}))
 
 
 def config_from_checkpoint(payload: dict[str, Any]) -> EsperConfig:

@@ -119,6 +119,11 @@ class Telemetry:
             self.events.write(record)
         self._fan_out(record)
 
+    def notify(self, event: Event) -> None:
+        """Send ``event`` to the observers and the hook only (nothing is written to ``events.jsonl``): for
+        what happens around a run rather than in it, which a resumed run's files must not repeat."""
+        self._fan_out(event.to_record())
+
     def emit_all(self, events: Sequence[Event]) -> None:
         for event in events:
             self.emit(event)

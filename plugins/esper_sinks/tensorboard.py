@@ -76,6 +76,8 @@ class TensorBoardObserver:
         elif kind == "eval_end":
             self._scalars(eval_scalars(event), event["round"])
             self._writer.flush()
+        elif kind == "report_written":
+            self._figures(event["figures"], event["round"])
         elif kind in ("round_end", "run_end", "run_interrupted"):
             self._writer.flush()
 
@@ -91,6 +93,18 @@ class TensorBoardObserver:
         # On a resume, purge_step hides what an earlier session logged for the rounds now replayed.
         self._writer = SummaryWriter(str(folder), purge_step=purge_step, flush_secs=self.options.flush_secs)
         self._writer.add_text("run/config", _config_text(event), purge_step or 0)
+
+    def _figures(self, figures: dict[str, str], step: int) -> None:
+        """The report's PNGs as images (``report/<name>``); a figure that cannot be read is skipped."""
+        from matplotlib.image import imread  # the report needs matplotlib to have written any figure
+
+        for name, path in figures.items():
+            try:
+                image = imread(path)
+            except (OSError, ValueError):
+                continue
+            self._writer.add_image(f"report/{name}", image[..., :3], step, dataformats="HWC")
+        self._writer.flush()
 
     def _scalars(self, values: dict[str, float], step: int) -> None:
         for tag, value in values.items():

@@ -103,6 +103,8 @@ class WandbObserver:
             self._seed_rows.append([event["env"], event["episode"], transition_line(event)])
         elif kind == "round_end":
             self._log_round(event["round"])
+        elif kind == "report_written":
+            self._report(event["figures"])
         elif kind in ("eval_result", "eval_end"):
             self._pending.update(eval_scalars(event))
             if kind == "eval_end":
@@ -143,6 +145,15 @@ class WandbObserver:
             event["run_dir"], name=f"{event['run_name']}-eval-r{event['round']}",
             group=self.options.group or event["run_name"], job_type="eval", config=event["config"],
         )
+
+    def _report(self, figures: dict[str, str]) -> None:
+        """The report's PNGs in the run's summary (``report/<name>``): summary, not history, so the rounds'
+        steps stay one per round however often the run was resumed."""
+        import wandb
+
+        for name, path in figures.items():
+            if Path(path).is_file():
+                self._run.summary[f"report/{name}"] = wandb.Image(path)
 
     def _log_round(self, round_index: int) -> None:
         assert self._state is not None and self._state_path is not None

@@ -71,10 +71,14 @@ def test_run_resume_and_eval_tell_observers_where_and_what(probe: ProbePlugin, t
     start = fresh.events[0]
     assert start["type"] == "run_start" and start["run_dir"] == str(run) and start["run_name"] == "r"
     assert start["resumed_at_round"] is None and start["config"]["observers"]["enabled"] == ["probe"]
-    assert fresh.types()[-1] == "run_end" and fresh.closed == 1
+    assert fresh.types()[-2:] == ["run_end", "report_written"] and fresh.closed == 1
     assert fresh.types().count("round_end") == 2 and fresh.types().count(METRICS_TYPE) == 2
+    report = fresh.events[-1]  # the run's report, to observers only: its figures are on disk
+    assert report["round"] == 2 and set(report["figures"]) >= {"mean_final_val_acc", "mean_return"}
+    assert all(Path(path).is_file() and Path(path).parent == run / "report" for path in report["figures"].values())
     written = read_jsonl(run / "events.jsonl")
-    assert [e for e in fresh.events if e["type"] != METRICS_TYPE] == written  # the file and the observer agree
+    observed = [e for e in fresh.events if e["type"] not in (METRICS_TYPE, "report_written")]
+    assert observed == written  # the file and the observer agree
 
     (run / "checkpoints" / "round_00002.pt").unlink()  # as if the run had died during its second round
     _cli("resume", str(run), "--rounds", "1", "-q")

@@ -81,3 +81,28 @@ def test_a_tampered_state_file_is_refused_with_its_path(offline: Path) -> None:
     result = CliRunner().invoke(main, ["resume", str(offline / "w"), "--rounds", "1"])
     assert result.exit_code == 0, result.output  # an observer never stops the run ...
     assert "esper-wandb.json must hold" in result.output  # ... but says what is wrong, naming the file
+
+
+def test_the_report_s_figures_go_to_the_run_summary_as_images(tmp_path: Path) -> None:
+    """Summary, not history: the rounds' steps stay one per round however often the run was resumed."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+    import wandb
+
+    from esper_sinks.wandb_sink import WandbObserver, WandbOptions
+
+    figure, axis = plt.subplots(figsize=(2, 2))
+    axis.plot([0, 1], [0, 1])
+    png = tmp_path / "mean_return.png"
+    figure.savefig(png)
+    plt.close(figure)
+
+    class FakeRun:
+        summary: dict = {}
+
+    observer = WandbObserver(WandbOptions())
+    observer._run = FakeRun()
+    observer.on_event({"type": "report_written", "round": 2, "figures": {"mean_return": str(png), "gone": str(tmp_path / "x.png")}})
+    assert set(FakeRun.summary) == {"report/mean_return"} and isinstance(FakeRun.summary["report/mean_return"], wandb.Image)

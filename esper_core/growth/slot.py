@@ -109,10 +109,19 @@ class SeedSlot(nn.Module):
     def forward(self, h: torch.Tensor) -> torch.Tensor:
         if self.passes_through():
             return h
+        return self.combine(h, self.seed(self.seed_input(h)))
+
+    def seed_input(self, h: torch.Tensor) -> torch.Tensor:
+        """What the seed reads: detached host features while it is isolated (TRAINING), else the features."""
+        return h.detach() if self.stage == S.TRAINING else h
+
+    def combine(self, h: torch.Tensor, s: torch.Tensor) -> torch.Tensor:
+        """The slot's output from the host features ``h`` and the seed's output ``s`` (computed from
+        ``seed_input(h)``, here or by a fused group for several envs at once)."""
         if self.stage == S.TRAINING:
-            return isolated_seed_output(h, self.seed(h.detach()), self.proximal)
+            return isolated_seed_output(h, s, self.proximal)
         alpha = self.alpha if self._alpha_override is None else self._alpha_override
-        return self.blend(h, self.seed(h), alpha)
+        return self.blend(h, s, alpha)
 
     def passes_through(self) -> bool:
         """Whether ``forward`` returns its input unchanged right now, so a caller may skip it: no seed, a

@@ -21,31 +21,110 @@ from __future__ import annotations
 import contextlib
 from typing import Callable, Sequence
 
+import attrs
+
 import torch
 import torch.nn.functional as F
 from torch import nn
 
 from esper_core.growth.counterfactual import SlotContribution, measured_slots
 from esper_core.growth.slot import SeedSlot
+from esper_core.stages import SeedStage
 from esper_core.run.env import MorphogenesisEnv, autocast_context
 from esper_core.run.widen import GradBinding, NotWidenable, env_major, split_envs, widen, widened_mismatch
 
 
+@attrs.define
+class _SeedGroup:
+    """Seeds of one blueprint in one mode (isolated or blended) in several envs, widened into one module."""
+
+    members: tuple[tuple[int, int], ...]  # (env index, id of its seed module)
+    wide: nn.Module
+    bindings: list[GradBinding]
+
+
 class FusedSlot(nn.Module):
-    """A slot of the wide host: env e's channel block goes through env e's own ``SeedSlot``."""
+    """A slot of the wide host: env e's channel block goes through env e's own ``SeedSlot``.
+
+    Seeds of the same blueprint in the same mode (isolated in TRAINING, or blended) in several envs run
+    as one widened seed module (``widen`` again: their parameters become views of its blocks), so the
+    seeds cost one forward and one backward per group, not one per env; each env's slot still combines
+    its own output (isolation, blend style, alpha). After backward ``bind_grads`` hands each env's seed
+    its gradient view, so its own optimiser and gradient bookkeeping work unchanged. A group is rebuilt
+    when its membership changes (a germination, a prune, a stage change): rarely, since WAIT is the
+    common action. A blueprint whose forward mixes channels is found by an output check and runs per env.
+    """
 
     def __init__(self, slots: Sequence[SeedSlot]) -> None:
         super().__init__()
         # Not registered as submodules: the envs own their slots (and seeds); the wide host's parameters
         # are exactly the host's.
         self.__dict__["env_slots"] = tuple(slots)
+        self.__dict__["groups"] = {}  # (blueprint, isolated) -> _SeedGroup
+        self.__dict__["unfusable"] = set()  # blueprints whose widened seed differs from the seeds side by side
+        self.__dict__["used"] = []  # the groups of the last forward with gradients
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         slots: tuple[SeedSlot, ...] = self.__dict__["env_slots"]
-        if all(slot.passes_through() for slot in slots):
+        active = [e for e, slot in enumerate(slots) if not slot.passes_through()]
+        if not active:
             return x
         blocks = split_envs(x, len(slots))
-        return env_major([slot(blocks[:, e]) for e, slot in enumerate(slots)])
+        outs = [blocks[:, e] for e in range(len(slots))]
+        by_kind: dict[tuple[str, bool], list[int]] = {}
+        for e in active:
+            by_kind.setdefault((str(slots[e].blueprint), slots[e].stage == SeedStage.TRAINING), []).append(e)
+        used = []
+        for kind, members in by_kind.items():
+            group = self._group(kind, members, blocks) if len(members) > 1 else None
+            if group is None:
+                for e in members:
+                    outs[e] = slots[e](blocks[:, e])
+                continue
+            group.wide.train(slots[members[0]].training)
+            seed_out = split_envs(group.wide(env_major([slots[e].seed_input(blocks[:, e]) for e in members])), len(members))
+            for j, e in enumerate(members):
+                outs[e] = slots[e].combine(blocks[:, e], seed_out[:, j])
+            used.append(group)
+        if torch.is_grad_enabled():
+            self.__dict__["used"] = used
+        return env_major(outs)
+
+    def _group(self, kind: tuple[str, bool], members: list[int], blocks: torch.Tensor) -> _SeedGroup | None:
+        if kind[0] in self.__dict__["unfusable"]:
+            return None
+        slots: tuple[SeedSlot, ...] = self.__dict__["env_slots"]
+        key = tuple((e, id(slots[e].seed)) for e in members)
+        group = self.__dict__["groups"].get(kind)
+        if group is not None and group.members == key:
+            return group
+        seeds = [slots[e].seed for e in members]
+        try:
+            wide, bindings = widen(seeds)  # type: ignore[arg-type]
+        except NotWidenable:
+            self.__dict__["unfusable"].add(kind[0])
+            return None
+        generator = torch.Generator(device=blocks.device).manual_seed(0)  # never the global streams
+        sample = torch.randn(2, *blocks.shape[2:], generator=generator, device=blocks.device, dtype=blocks.dtype)
+        with torch.no_grad():
+            if widened_mismatch(wide, seeds, sample) is not None:  # type: ignore[arg-type]
+                self.__dict__["unfusable"].add(kind[0])
+                return None
+        group = _SeedGroup(key, wide, bindings)
+        self.__dict__["groups"][kind] = group
+        return group
+
+    def drop_grads(self) -> None:
+        """Before a backward: the widened seeds' gradients from the last step are gone."""
+        for group in self.__dict__["groups"].values():
+            for param in group.wide.parameters():
+                param.grad = None
+
+    def bind_grads(self) -> None:
+        """After a backward: each env's seed parameters get the view of their widened gradient."""
+        for group in self.__dict__["used"]:
+            for binding in group.bindings:
+                binding.bind()
 
 
 #: The SGD settings a wide optimiser copies from an env's host param group.
@@ -69,6 +148,7 @@ class FusedEnvGroup:
         self.wide: nn.Module | None = None
         self.bindings: list[GradBinding] = []
         self.optimizer: torch.optim.SGD | None = None
+        self.fused_slots: list[FusedSlot] = []
         self.unfusable: str | None = None  # why this group trains one env after another (None: it fuses)
 
     @property
@@ -95,6 +175,7 @@ class FusedEnvGroup:
             self._give_up(why)
             return
         self.wide, self.bindings = wide, bindings
+        self.fused_slots = [m for m in wide.modules() if isinstance(m, FusedSlot)]
         host_group = self.envs[0]._require_model().optimizer.host.param_groups[0]
         settings = {k: v for k, v in host_group.items() if k in _SGD_SETTINGS}
         self.optimizer = torch.optim.SGD([b.wide for b in bindings], **settings)
@@ -150,7 +231,11 @@ class FusedEnvGroup:
             optimizer.zero_grad(set_to_none=True)
             for env in envs:
                 env._require_model().optimizer.zero_grad_own()
+            for slot in self.fused_slots:
+                slot.drop_grads()
             losses.sum().backward()
+            for slot in self.fused_slots:
+                slot.bind_grads()
             seeded = [env._require_model().has_live_seeds() for env in envs]
             outside = self._host_grad_norms_sq() if any(seeded) else None
             optimizer.step()

@@ -8,6 +8,7 @@ contiguous block (env-major), so:
 - ``Conv2d(groups=g)`` becomes ``Conv2d(groups=E*g)``: env e's outputs see only env e's inputs;
 - ``BatchNorm2d(C)`` becomes ``BatchNorm2d(E*C)``: statistics are per channel, hence per env;
 - ``Linear`` becomes ``GroupedLinear``: one batched matmul, env e's features to env e's outputs;
+- ``GroupNorm(g, C)`` becomes ``GroupNorm(E*g, E*C)``: its groups never straddle two envs' blocks;
 - parameter-free modules (activations, pooling, identities) are shared as they are.
 
 The env's own modules keep working: after widening, each env's parameters and buffers are *views* of its
@@ -131,6 +132,18 @@ def _widen_batchnorm(norms: Sequence[nn.BatchNorm2d], bindings: list[GradBinding
     return wide
 
 
+def _widen_groupnorm(norms: Sequence[nn.GroupNorm], bindings: list[GradBinding]) -> nn.GroupNorm:
+    g = norms[0]
+    n, size = len(norms), g.num_channels
+    wide = nn.GroupNorm(n * g.num_groups, n * size, g.eps, g.affine)  # groups stay inside an env's block
+    if g.affine:
+        wide = wide.to(device=g.weight.device, dtype=g.weight.dtype)
+        for name in ("weight", "bias"):
+            setattr(wide, name, nn.Parameter(_stacked([getattr(m, name) for m in norms]), requires_grad=getattr(g, name).requires_grad))
+            _bind_views(getattr(wide, name), norms, name, _block(size), bindings)
+    return wide
+
+
 def _index(t: torch.Tensor, e: int) -> torch.Tensor:
     return t[e]
 
@@ -175,6 +188,8 @@ def _widen(modules: Sequence[nn.Module], replace: Replace, path: str, bindings: 
         return _widen_batchnorm(modules, bindings)  # type: ignore[arg-type]
     if type(first) is nn.Linear:
         return _widen_linear(modules, bindings)  # type: ignore[arg-type]
+    if type(first) is nn.GroupNorm:
+        return _widen_groupnorm(modules, bindings)  # type: ignore[arg-type]
     if isinstance(first, _SHAREABLE):
         return first
     own = [name for name, p in first._parameters.items() if p is not None]

@@ -1,6 +1,6 @@
-"""Gradient isolation holds in a fused group: in the wide host, a TRAINING seed in any env's slot leaves
-every env's host outputs and host gradients bit-identical to the same wide host without that seed, and
-one env's seeds never reach another env's gradients.
+"""Gradient isolation holds in a fused group: in the wide host, a TRAINING seed in any env's slot (seeds
+of one blueprint in several envs run as one widened seed) leaves every env's host outputs and host
+gradients bit-identical to the same wide host without that seed, and every planted seed learns.
 
 Also: widening itself is exact on the wide host's tensors (each env's parameters are views of its block).
 """
@@ -13,7 +13,7 @@ import torch
 from hypothesis import given, strategies as st
 
 from esper_core.config import LifecycleConfig
-from esper_core.run.fused import _fused_slots
+from esper_core.run.fused import FusedSlot, _fused_slots
 from esper_core.run.widen import env_major, split_envs, widen
 from support.lifecycle_strategies import BLUEPRINTS, SLOTS, STYLES, batch, make_model
 
@@ -38,6 +38,9 @@ def _fused_step(models, x_per_env, y_per_env):
     loss.backward()
     for binding in bindings:
         binding.bind()
+    for module in wide.modules():
+        if isinstance(module, FusedSlot):
+            module.bind_grads()  # seeds of one blueprint in several envs ran as one widened seed
     return logits
 
 

@@ -83,6 +83,7 @@ from esper_core.stages import (
     SeedStage,
 )
 from esper_core.validators import (
+    HELP,
     SettingError,
     above,
     at_least,
@@ -95,6 +96,7 @@ from esper_core.validators import (
     non_negative_int,
     one_of,
     positive,
+    setting_help,
     unique_nonempty,
     within,
 )
@@ -104,6 +106,7 @@ __all__ = [
     "ALPHA_SPEEDS",
     "BLOCKS_GERMINATION",
     "EVENT_CLASSES",
+    "HELP",
     "HEADS",
     "LIVE_SEED_STAGES",
     "METRICS_TYPE",
@@ -186,6 +189,7 @@ __all__ = [
     "one_of",
     "positive",
     "resolve_path",
+    "setting_help",
     "split_indices",
     "unique_nonempty",
     "within",

@@ -128,3 +128,16 @@ def head_table(value_test: Callable[[Any], bool], reason: str) -> Validator:
 
 positive = int_at_least(1)
 non_negative_int = int_at_least(0)
+
+
+# ------------------------------------------------------------------------------------------------ help
+#: Metadata key of a setting's one-line help: ``attrs.field(default=3, metadata={HELP: "why and unit"})``.
+#: ``esper config show`` prints it as a TOML comment above the value, for core sections and plugin options alike.
+HELP = "help"
+
+
+def setting_help(cls: type) -> dict[str, str]:
+    """``field name -> help`` of an attrs config section or options class (empty text where none was given)."""
+    if not attrs.has(cls):
+        return {}
+    return {field.name: str(field.metadata.get(HELP, "")) for field in attrs.fields(cls)}

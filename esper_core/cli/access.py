@@ -16,7 +16,7 @@ from typing import Any, Callable, Iterable
 import click
 
 from esper_core.cli.options import cli_state
-from esper_core.run.checkpoint import CheckpointError, load_newest_intact
+from esper_core.run.checkpoint import CheckpointError, checkpoint_path, load_checkpoint, load_newest_intact
 from esper_core.run.lock import RunDirInUseError, RunDirLock
 from esper_core.run.rundir import RunDir, RunDirError
 
@@ -109,10 +109,12 @@ def open_run(
     data_dir: str | None = None,
     writes_run_dir: bool = True,
     notice: Callable[[str], None] = warn,
+    checkpoint: str | None = None,
 ) -> tuple[RunDir, Path, dict[str, Any]]:
     """The run directory held for ``command``, its newest intact checkpoint (a damaged newer one is named
     and passed over) and the payload, ``data_dir`` (``--data-dir``) applied to its saved config.
-    ``writes_run_dir``: False for a command that writes elsewhere (a read-only run directory is then fine)."""
+    ``writes_run_dir``: False for a command that writes elsewhere (a read-only run directory is then fine).
+    ``checkpoint``: that one instead (``--checkpoint``): a file, or a number N for ``round_0000N.pt``."""
     run = RunDir.open(run_dir)
     if writes_run_dir:
         hold_run_dir(run, command, notice)
@@ -122,11 +124,28 @@ def open_run(
     def skipped(path: Path, error: CheckpointError) -> None:
         notice(f"{error}; using the newest intact checkpoint before it (the damaged file is left in place)")
 
-    path, payload = load_newest_intact(run.checkpoints, skipped)
+    if checkpoint is None:
+        path, payload = load_newest_intact(run.checkpoints, skipped)
+    else:
+        path = chosen_checkpoint(run, checkpoint)
+        payload = load_checkpoint(path)
     if data_dir is not None and isinstance(payload.get("config"), dict):
         payload["config"].setdefault("task", {})["data_dir"] = data_dir
     check_saved_data_paths(payload, run)
     return run, path, payload
+
+
+def chosen_checkpoint(run: RunDir, checkpoint: str) -> Path:
+    """``--checkpoint``: a round number (``3`` -> ``checkpoints/round_00003.pt``, where round 3 starts) or a
+    path; a missing one is an error that lists the checkpoints there are."""
+    from esper_core.run.checkpoint import list_checkpoints
+
+    text = checkpoint.strip()
+    path = checkpoint_path(run.checkpoints, int(text)) if text.isdigit() else Path(text).expanduser()
+    if not path.is_file():
+        there = ", ".join(str(n) for n, _ in list_checkpoints(run.checkpoints)) or "none"
+        raise CheckpointError(f"--checkpoint {checkpoint}: no checkpoint file at {path}; rounds with one: {there}")
+    return path
 
 
 def start_or_discard(runner: Any, run: RunDir) -> None:

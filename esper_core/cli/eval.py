@@ -1,5 +1,8 @@
-"""`esper eval`: the saved policy, deterministic, one episode per env; held-out test accuracy and the
-network each env grew (blueprint, style, alpha and stage per slot).
+"""`esper eval`: the saved policy, deterministic, one episode per env (or ``--episodes N``); held-out test
+accuracy and the network each env grew (blueprint, style, alpha and stage per slot).
+
+Every evaluation is kept: ``RUN_DIR/eval-<round>-<n>.json`` (``n`` counts evaluations of one checkpoint,
+from 1) and ``RUN_DIR/eval.json``, the latest one.
 
 The run's enabled observers hear it as ``eval_start``, one ``eval_result`` per env and ``eval_end``
 (never ``run_start``: an evaluation is not a resumed run, and sinks must not purge curves for it).
@@ -7,6 +10,7 @@ The run's enabled observers hear it as ``eval_start``, one ``eval_result`` per e
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
 from typing import Any
 
@@ -14,7 +18,8 @@ import attrs
 import click
 
 from esper_core.cli.options import USER_ERRORS, as_click_error, registry_for
-from esper_core.cli.run import DATA_DIR_HELP, config_from_checkpoint, open_latest
+from esper_core.cli.access import open_run
+from esper_core.cli.run import DATA_DIR_HELP, config_from_checkpoint
 from esper_core.config.sections import EsperConfig, ObserversConfig
 from esper_core.events import EvalEnded, EvalResult, EvalStarted
 from esper_core.run.export import morphology_rows, slot_records
@@ -30,7 +35,7 @@ class Replay:
     checkpoint: Path
     round: int
     runner: Any
-    rows: list[dict[str, Any]]  # per env: accuracies, counts, parameters and the slots
+    rows: list[dict[str, Any]]  # per env and episode: accuracies, counts, parameters and the slots
 
 
 def replay_final_episode(
@@ -41,23 +46,31 @@ def replay_final_episode(
     observers: bool,
     data_dir: str | None = None,
     writes_run_dir: bool = True,
+    checkpoint: str | None = None,
+    device: str | None = None,
+    episodes: int = 1,
 ) -> Replay:
-    """Restore the latest checkpoint and play one deterministic episode per env (``Runner.evaluate``).
+    """Restore the latest checkpoint (or ``checkpoint``) and play ``episodes`` deterministic episodes per
+    env (``Runner.evaluate``); the envs keep the networks of the last one.
 
     ``observers``: tell the run's enabled observers (eval_start / eval_result / eval_end); without, the
-    observers are not even built (their optional dependencies need not be installed).
+    observers are not even built (their optional dependencies need not be installed). ``device``: evaluate
+    there instead of on the run's own devices.
     """
     from esper_core.run.runner import Runner
 
     try:
-        run, path, payload = open_latest(
-            run_dir, f"esper {ctx.info_name or 'eval'}", data_dir, writes_run_dir=writes_run_dir
+        run, path, payload = open_run(
+            run_dir, f"esper {ctx.info_name or 'eval'}", data_dir=data_dir, writes_run_dir=writes_run_dir,
+            checkpoint=checkpoint,
         )
         config: EsperConfig = config_from_checkpoint(payload)
         if not observers:
             config = attrs.evolve(config, observers=ObserversConfig())
+        if device is not None:
+            config = attrs.evolve(config, device=attrs.evolve(config.device, device=device, devices=()))
         runner = Runner.build(config, registry_for(ctx), progress=progress)
-        runner.restore(payload, str(path), announce=False)
+        runner.restore(payload, str(path), announce=False, any_device=device is not None)
         round_index = int(payload["round"])
         runner.telemetry.emit(
             EvalStarted(
@@ -65,16 +78,26 @@ def replay_final_episode(
                 n_envs=len(runner.envs), config=payload["config"],
             )
         )
-        rows = runner.evaluate()
+        rows: list[dict[str, Any]] = []
+        for _ in range(episodes):
+            played = runner.evaluate()
+            for row, env in zip(played, runner.envs):
+                row["host_params"] = env.model.host_param_count()
+                row["seed_params"] = env.model.seed_param_count()
+                row["episode"] = env.episode
+                row["slots"] = morphology_rows(slot_records(env.model))
+            rows.extend(played)
     except USER_ERRORS as error:
         raise as_click_error(error) from None
-    for row, env in zip(rows, runner.envs):
-        records = slot_records(env.model)
-        row["host_params"] = env.model.host_param_count()
-        row["seed_params"] = env.model.seed_param_count()
-        row["episode"] = env.episode
-        row["slots"] = morphology_rows(records)
     return Replay(run=run, checkpoint=path, round=round_index, runner=runner, rows=rows)
+
+
+def history_path(run: RunDir, round_index: int) -> Path:
+    """``eval-<round>-<n>.json`` with the first ``n`` (from 1) not taken yet: earlier results are kept."""
+    n = 1
+    while (run.root / f"eval-{round_index}-{n}.json").exists():
+        n += 1
+    return run.root / f"eval-{round_index}-{n}.json"
 
 
 def morphology_table(rows: list[dict[str, Any]]) -> list[list[Any]]:
@@ -93,14 +116,28 @@ def morphology_table(rows: list[dict[str, Any]]) -> list[list[Any]]:
 # ------------------------------------------------------------------------------------------ eval
 @click.command("eval")
 @click.argument("run_dir", type=click.Path(file_okay=False, path_type=str))
+@click.option("--checkpoint", default=None, metavar="ROUND|FILE",
+              help="Evaluate this checkpoint: a round number (3: checkpoints/round_00003.pt, where round 3 "
+              "starts) or a file (default: the newest intact one).")
+@click.option("--episodes", type=click.IntRange(min=1, max=10_000), default=1, show_default=True,
+              help="Deterministic episodes per env (each with a fresh host).")
+@click.option("--device", default=None, help="Evaluate on this device (cpu, cuda, cuda:1 ...) instead of the run's own.")
+@click.option("--json", "as_json", is_flag=True, help="Print the result as JSON instead of tables.")
 @click.option("--no-observers", is_flag=True, help="Do not send the results to the run's enabled observers.")
 @click.option("--data-dir", default=None, help=DATA_DIR_HELP)
 @click.pass_context
-def eval_command(ctx: click.Context, run_dir: str, no_observers: bool, data_dir: str | None) -> None:
-    """Run the saved policy deterministically for one episode per env; report held-out test accuracy
-    and the network each env grew. Writes RUN_DIR/eval.json."""
+def eval_command(
+    ctx: click.Context, run_dir: str, checkpoint: str | None, episodes: int, device: str | None, as_json: bool,
+    no_observers: bool, data_dir: str | None,
+) -> None:
+    """Run the saved policy deterministically for one episode per env (--episodes N for more); report
+    held-out test accuracy and the network each env grew. Writes RUN_DIR/eval-ROUND-N.json (every
+    evaluation is kept) and RUN_DIR/eval.json (the latest)."""
     progress = Progress()
-    replay = replay_final_episode(ctx, run_dir, progress, observers=not no_observers, data_dir=data_dir)
+    replay = replay_final_episode(
+        ctx, run_dir, progress, observers=not no_observers, data_dir=data_dir, checkpoint=checkpoint, device=device,
+        episodes=episodes,
+    )
     rows, telemetry = replay.rows, replay.runner.telemetry
     try:
         for row in rows:
@@ -114,19 +151,28 @@ def eval_command(ctx: click.Context, run_dir: str, no_observers: bool, data_dir:
             )
         mean = sum(r["test_acc"] for r in rows) / len(rows)
         telemetry.emit(EvalEnded(round=replay.round, mean_test_acc=mean))
+        devices = [str(d) for d in replay.runner.devices]
     finally:
         replay.runner.close()
-    result = {"checkpoint": str(replay.checkpoint), "round": replay.round, "envs": rows}
+    result = {
+        "checkpoint": str(replay.checkpoint), "round": replay.round, "episodes": episodes, "devices": devices,
+        "mean_test_acc": mean, "envs": rows,
+    }
+    kept = history_path(replay.run, replay.round)
+    write_json_atomic(kept, result)
     write_json_atomic(replay.run.root / "eval.json", result)
+    if as_json:
+        click.echo(json.dumps(result, indent=2))
+        return
     progress.table(
-        ["env", "test acc", "final val acc", "host params", "params added", "fossilized", "pruned"],
-        [[r["env"], r["test_acc"], r["final_val_acc"], r["host_params"], r["params_added"], r["fossilized"], r["pruned"]]
-         for r in rows],
-        f"eval of {replay.checkpoint.name} (deterministic policy, one episode per env)",
+        ["env", "episode", "test acc", "final val acc", "host params", "params added", "fossilized", "pruned"],
+        [[r["env"], r["episode"], r["test_acc"], r["final_val_acc"], r["host_params"], r["params_added"],
+          r["fossilized"], r["pruned"]] for r in rows],
+        f"eval of {replay.checkpoint.name} (deterministic policy, {episodes} episode(s) per env)",
     )
     progress.table(
         ["env", "slot", "stage", "blueprint", "style", "alpha", "seed params", "in network"],
-        morphology_table(rows),
-        "final morphology per env (slots holding a seed)",
+        morphology_table([r for r in rows if r["episode"] == max(x["episode"] for x in rows if x["env"] == r["env"])]),
+        "final morphology per env (slots holding a seed, last episode)",
     )
-    progress.notice(f"mean test accuracy {mean:.4f}; written to {replay.run.root / 'eval.json'}")
+    progress.notice(f"mean test accuracy {mean:.4f}; written to {kept} (latest also in eval.json)")

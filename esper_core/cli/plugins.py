@@ -7,7 +7,8 @@ with ``--strict-plugins`` it still lists, then exits non-zero if anything is bro
 from __future__ import annotations
 
 import json
-from typing import Iterable
+import textwrap
+from typing import Any, Iterable, Mapping
 
 import click
 
@@ -50,6 +51,38 @@ def render_table(plugins: Iterable[PluginInfo], show_traceback: bool = False) ->
     return "\n".join(line.rstrip() for line in lines)
 
 
+#: Descriptions are wrapped to this width.
+DESCRIPTION_WIDTH = 110
+
+
+def descriptions(registry: Any, info: PluginInfo) -> dict[str, dict[str, str]]:
+    """kind -> name -> the spec's description, for everything ``info`` contributed."""
+    found: dict[str, dict[str, str]] = {}
+    for kind, names in info.contributes.items():
+        for name in names:
+            try:
+                found.setdefault(kind, {})[name] = str(registry.get(kind, name).description)
+            except LookupError:  # a duplicate the registry refused: nothing to describe
+                continue
+    return found
+
+
+def render_descriptions(described: Mapping[str, Mapping[str, str]]) -> str:
+    """Every contribution by kind, each with its description (wrapped, indented under the name)."""
+    lines: list[str] = []
+    width = max((len(name) for entries in described.values() for name in entries), default=0)
+    for kind in KINDS:
+        entries = described.get(kind, {})
+        if not entries:
+            continue
+        lines.append(kind)
+        for name, text in entries.items():
+            wrapped = textwrap.wrap(text, DESCRIPTION_WIDTH - width - 4, break_on_hyphens=False) or ["-"]
+            lines.append(f"  {name.ljust(width)}  {wrapped[0]}")
+            lines.extend(" " * (width + 4) + more for more in wrapped[1:])
+    return "\n".join(lines)
+
+
 def _summary(plugins: tuple[PluginInfo, ...]) -> str:
     broken = sum(info.broken for info in plugins)
     disabled = sum(info.disabled is not None for info in plugins)
@@ -65,15 +98,23 @@ def _summary(plugins: tuple[PluginInfo, ...]) -> str:
 @click.option("--traceback", "show_traceback", is_flag=True, help="Show the full traceback of broken plugins.")
 @click.pass_context
 def plugins_command(ctx: click.Context, as_json: bool, show_traceback: bool) -> None:
-    """List installed plugins, what each contributes, and any that failed to load."""
+    """List installed plugins, what each contributes (with descriptions), and any that failed to load."""
     from esper_core.plugins.loader import load_registry
 
     registry = load_registry(strict=False)
     infos = registry.plugins
     if as_json:
-        click.echo(json.dumps([info.to_dict() for info in infos], indent=2))
+        listed = [{**info.to_dict(), "descriptions": descriptions(registry, info)} for info in infos]
+        click.echo(json.dumps(listed, indent=2))
     else:
         click.echo(render_table(infos, show_traceback))
+        merged: dict[str, dict[str, str]] = {}
+        for info in infos:
+            for kind, entries in descriptions(registry, info).items():
+                merged.setdefault(kind, {}).update(entries)
+        if merged:
+            click.echo()
+            click.echo(render_descriptions(merged))
         click.echo()
         click.echo(_summary(infos))
     if cli_state(ctx).strict_plugins and registry.broken:

@@ -26,7 +26,7 @@ from esper_core.config.loading import ConfigError, load_config
 from esper_core.events import ReportWritten
 from esper_core.config.sections import EsperConfig
 from esper_core.validators import SettingError
-from esper_core.run.progress import Progress
+from esper_core.run.progress import Progress, format_duration
 from esper_core.run.rundir import RunDir, default_run_name
 from esper_core.cli.access import check_contracts_if_strict, create_run_dir, open_run, start_or_discard
 
@@ -85,9 +85,9 @@ def _summary_table(progress: Progress, summary: dict[str, Any]) -> None:
         )
     seeds = summary["seeds"]
     progress.notice(
-        f"{summary['status']}: {summary['rounds_completed']} round(s), {summary['env_steps']} env steps, "
-        f"seeds over the run: {seeds['germinated']} germinated, {seeds['fossilized']} fossilized, "
-        f"{seeds['pruned']} pruned, {seeds['faults']} fault(s) recovered | wall time {summary['wall_time_s']:.1f}s"
+        f"{summary['status']}: {summary['rounds_completed']} round(s), {summary['env_steps']} env steps | seeds: "
+        f"{seeds['germinated']} germinated, {seeds['fossilized']} fossilized, {seeds['pruned']} pruned, "
+        f"{seeds['faults']} fault(s) recovered | wall time {format_duration(summary['wall_time_s'])}"
     )
 
 
@@ -118,6 +118,14 @@ def config_from_checkpoint(payload: dict[str, Any]) -> EsperConfig:
     """The exact configuration a checkpoint was written under (its resolved preset included)."""
     saved = payload["config"]
     return load_config(overrides=saved, preset=saved["run"]["preset"], overrides_source="checkpoint")
+
+
+def extended_plan(config: EsperConfig, rounds: int) -> EsperConfig:
+    """Resumed past the plan, the plan grows to ``rounds`` (summary.json's rounds_planned, the checkpoints'
+    config), so a later plain `esper resume` has nothing left to do and the totals stay true."""
+    if rounds <= config.run.rounds:
+        return config
+    return attrs.evolve(config, run=attrs.evolve(config.run, rounds=rounds))
 
 
 def with_observers(config: EsperConfig, names: list[str] | None, none: bool) -> EsperConfig:
@@ -177,8 +185,11 @@ def run_command(ctx: click.Context, devices: str | None, blueprints: str | None,
         runner.use_run_dir(run)
         progress.notice(
             f"esper run {name}: task {runner.task.spec.name}, host {config.host.name}, policy {config.policy.name}, "
-            f"reward {config.reward.name}, preset {config.run.preset}, {config.run.envs} env(s) on "
-            f"{', '.join(str(d) for d in runner.devices)}, {config.run.rounds} round(s) x {config.run.episode_length} steps"
+            f"reward {config.reward.name}"
+        )
+        progress.notice(
+            f"  preset {config.run.preset}, {config.run.envs} env(s) on {', '.join(str(d) for d in runner.devices)}, "
+            f"{config.run.rounds} round(s) (numbered 0-{config.run.rounds - 1}) x {config.run.episode_length} steps"
         )
         start_or_discard(runner, run)
     except ConfigError as error:
@@ -214,17 +225,17 @@ def resume_command(
     try:
         run, path, payload = open_latest(run_dir, "esper resume", data_dir)
         config = with_observers(config_from_checkpoint(payload), _observer_names(observers), no_observers)
+        done = int(payload["round"])
+        todo = rounds if rounds is not None else max(0, config.run.rounds - done)
+        if todo == 0:
+            progress.notice(f"{run.root}: {done} of {config.run.rounds} planned round(s) done; pass --rounds N to go on")
+            return
+        config = extended_plan(config, done + todo)
         runner = Runner.build(config, registry_for(ctx), progress=progress)
         check_contracts_if_strict(ctx, runner.parts)
         runner.use_run_dir(run)
         runner.restore(payload, str(path))
     except USER_ERRORS as error:
         raise as_click_error(error) from None
-    done = int(payload["round"])
-    todo = rounds if rounds is not None else max(0, config.run.rounds - done)
-    if todo == 0:
-        runner.close()
-        progress.notice(f"{run.root}: {done} of {config.run.rounds} planned round(s) done; pass --rounds N to go on")
-        return
-    progress.notice(f"resuming {run.root} from {path.name} (round {done}); {todo} more round(s)")
+    progress.notice(f"resuming {run.root} from {path.name}: round {done} is next; {todo} more round(s)")
     _finish(runner, todo, progress)

@@ -31,6 +31,14 @@ class WrongType(TypeError):
         super().__init__(f"expected {type_name(expected)}, got {type(value).__name__} {value!r:.80}")
 
 
+class WrongLength(WrongType):
+    """A fixed-length tuple given the wrong number of items (a list from TOML/JSON is the right kind)."""
+
+    def __init__(self, value: Any, expected: Any, length: int) -> None:
+        super().__init__(value, expected)
+        self.args = (f"expected {length} items ({type_name(expected)}), got {len(value)}: {value!r:.80}",)
+
+
 def type_name(annotation: Any) -> str:
     """``int | None``, ``tuple[str, ...]``, ``table`` (for attrs classes): how errors spell a type."""
     if attrs.has(annotation) or annotation in (dict, Mapping):
@@ -100,7 +108,7 @@ def _sequence_hook(converter: cattrs.Converter, annotation: Any) -> Callable[[An
         if isinstance(value, (str, bytes, Mapping)) or not isinstance(value, (list, tuple, set, frozenset)):
             raise WrongType(value, annotation)
         if not homogeneous and len(value) != len(args):
-            raise WrongType(value, annotation)
+            raise WrongLength(value, annotation, len(args))
         types_at = (lambda i: element) if homogeneous else (lambda i: args[i])
         items = _collect(enumerate(value), lambda i, item: converter.structure(item, types_at(i)), annotation)
         return build(items)

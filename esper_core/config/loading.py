@@ -182,8 +182,15 @@ def _config_error(
 
 
 # ------------------------------------------------------------------------------------------- layers
+#: Keys that mark a run directory's ``config.json`` (the resolved config under ``config``, beside provenance).
+RUN_DESCRIPTION_KEYS = frozenset({"config", "esper_version", "action_layout"})
+
+
 def read_config_file(path: str | Path) -> dict[str, Any]:
-    """A TOML (``.toml``) or JSON (``.json``) file as a nested dict; any problem is a ``ConfigError``."""
+    """A TOML (``.toml``) or JSON (``.json``) file as a nested dict; any problem is a ``ConfigError``.
+
+    A run's own ``runs/NAME/config.json`` is accepted as it is: its ``config`` table is the configuration
+    the run used (task and preset resolved), so ``--config runs/NAME/config.json`` runs it again."""
     path = Path(path)
     source = str(path)
     suffix = path.suffix.lower()
@@ -203,6 +210,8 @@ def read_config_file(path: str | Path) -> dict[str, Any]:
         raise ConfigError([ConfigProblem("", f"invalid {kind}: {error}", source)]) from None
     if not isinstance(data, dict):
         raise ConfigError([ConfigProblem("", f"expected a table (JSON object), got {type(data).__name__}", source)])
+    if RUN_DESCRIPTION_KEYS <= set(data) and isinstance(data["config"], dict):
+        return data["config"]
     return data
 
 

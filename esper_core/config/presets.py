@@ -1,8 +1,8 @@
 """Named starting points for a run: nested override dicts applied on top of the defaults.
 
-Precedence: defaults < preset < config file < CLI flags. A preset only sizes a run (envs, episode
-length, samples per epoch); it never names a plugin or sets plugin options, so it fits any choice of
-host, task or policy. ``auto`` picks ``cpu-quick`` without CUDA and ``gpu`` with it.
+Precedence: defaults < preset < config file < CLI flags. A preset sizes a run (envs, episode length,
+samples per epoch, and for the CPU demo the lifecycle's pace); it never names a plugin or sets plugin
+options, so it fits any choice of host, task or policy. ``auto`` picks ``cpu-quick`` without CUDA and ``gpu`` with it.
 """
 
 from __future__ import annotations
@@ -22,14 +22,18 @@ PRESETS: Mapping[str, Mapping[str, Any]] = _frozen(
     {
         # Finishes in minutes on a laptop-class CPU: the default `esper run` without a GPU. Sized on a
         # 2-core CPU shared with other work so `esper run --host resnet --policy ppo_v2` (or heuristic)
-        # takes well under 5 minutes, startup included: 6 episodes of 10 steps, 384-sample epochs in
+        # takes a minute or two, startup included: 2 envs x 2 episodes of 15 steps, 384-sample epochs in
         # batches of 32 (on a CPU a small batch costs about the same per sample and learns far more per
-        # sample than 128: 0.38 vs 0.15 validation accuracy after 11 x 512 samples), short tempos so seeds
-        # can germinate, blend and be fossilized or pruned within an episode.
+        # sample than 128: 0.38 vs 0.15 validation accuracy after 11 x 512 samples).
+        # The lifecycle is shortened so a new user sees a network grow: one live seed at a time, one
+        # epoch of TRAINING, blending over 1-2 epochs and no prune before age 8. With the default gates
+        # and 10-step episodes an untrained ppo_v2 pruned or ran out of episode before fossilizing: 2 of
+        # 5 seeds saw a fossilization; with these, 5 of 5 (measured: docs/architecture.md, "CPU demo").
         "cpu-quick": {
-            "run": {"envs": 2, "episode_length": 10, "rounds": 3},
+            "run": {"envs": 2, "episode_length": 15, "rounds": 2},
             "training": {"batch_size": 32, "epoch_samples": 384, "val_samples": 256, "eval_batch_size": 256},
-            "actions": {"tempos": (2, 3, 5)},
+            "lifecycle": {"min_training_epochs": 1, "min_prune_age": 8, "max_seeds": 1},
+            "actions": {"tempos": (1, 2)},
         },
         # A real study on one GPU: episodes long enough for seeds to blend, hold and fossilize, and 32 envs
         # trained as one fused group (device.fused): on an H100 they train their hosts at 14-18x the

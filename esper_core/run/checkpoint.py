@@ -47,7 +47,8 @@ class CheckpointMismatchError(CheckpointError):
 
 # ------------------------------------------------------------------------------------------ file names
 def checkpoint_path(directory: Path | str, round_index: int) -> Path:
-    """``checkpoints/round_00003.pt``: the state after ``round_index`` completed rounds."""
+    """``checkpoints/round_00003.pt``: the state after ``round_index`` completed rounds, i.e. where round
+    ``round_index`` starts (rounds are numbered from 0)."""
     return Path(directory) / f"round_{round_index:05d}.pt"
 
 

@@ -47,9 +47,6 @@ from esper_core.run.seeding import capture_rng_state, restore_rng_state
 from esper_core.events import EpisodeStarted, PolicyWarning, RoundEnded, RunEnded, RunInterrupted, RunStarted
 from esper_core.run.telemetry import JsonlSink, Telemetry, truncate_file
 
-#: Checkpoints kept on disk (the newest ones); older ones are deleted after each save.
-KEEP_CHECKPOINTS = 3
-
 
 def config_dict(config: EsperConfig) -> dict[str, Any]:
     from esper_core.config.loading import config_to_dict
@@ -178,17 +175,22 @@ class Runner:
         self._emit_run_start(None)
         self._checkpoint(force=True)
 
-    def restore(self, payload: dict[str, Any], path: str = "checkpoint", *, announce: bool = True) -> None:
+    def restore(
+        self, payload: dict[str, Any], path: str = "checkpoint", *, announce: bool = True, any_device: bool = False
+    ) -> None:
         """Continue from a round-boundary checkpoint (compatibility checked first, with a clear diff).
 
         ``announce``: send ``run_start`` (resumed_at_round) to the events file and observers; False when the
-        state is only read back to evaluate or export (``esper eval`` sends ``eval_start`` instead)."""
+        state is only read back to evaluate or export (``esper eval`` sends ``eval_start`` instead).
+        ``any_device``: envs may sit on another kind of device than when the checkpoint was written (an
+        evaluation elsewhere); their generators then start afresh, since generator states do not carry over."""
         check_compatible(path, payload, self.space.layout(), self.plugins)
         if len(payload["envs"]) != len(self.envs):
             raise ValueError(f"{path} holds {len(payload['envs'])} env(s); this run has {len(self.envs)} (run.envs)")
         saved_kinds = [torch.device(d).type for d in payload.get("devices", [])]
         kinds = [env.device.type for env in self.envs]
-        if saved_kinds and saved_kinds != kinds:
+        moved = bool(saved_kinds) and saved_kinds != kinds
+        if moved and not any_device:
             raise CheckpointError(
                 f"{path} was written with envs on {payload['devices']}; this run would put them on "
                 f"{[str(env.device) for env in self.envs]}. Env generators only resume on the same kind of "
@@ -198,6 +200,9 @@ class Runner:
             self.progress.notice(f"warning: {warning}")
         self.policy.load_state_dict(payload["policy"])
         for env, state in zip(self.envs, payload["envs"]):
+            if moved:
+                fresh = env.state_dict()
+                state = {**state, "generator": fresh["generator"], "init_generator": fresh["init_generator"]}
             env.load_state_dict(state)
         self.round = int(payload["round"])
         self.totals = dict(payload["totals"])
@@ -252,22 +257,25 @@ class Runner:
         every = max(1, self.config.run.checkpoint_every)
         if self.run_dir is not None and (force or self.round % every == 0):
             save_checkpoint(checkpoint_path(self.run_dir.checkpoints, self.round), payload)
-            remove_old_checkpoints(self.run_dir.checkpoints, KEEP_CHECKPOINTS)
+            if self.config.run.keep_checkpoints:  # 0: keep every one
+                remove_old_checkpoints(self.run_dir.checkpoints, self.config.run.keep_checkpoints)
 
     # ------------------------------------------------------------------------------------------- loop
     def run(self, rounds: int) -> RunOutcome:
         """Play ``rounds`` more rounds (or until SIGINT). Returns the outcome and writes summary.json."""
-        started = time.perf_counter()
+        clock = time.perf_counter()
         target = self.round + rounds
         status = "completed"
+        self.progress.begin(self.round, target, self.config.run.episode_length)
         with sigint_finishes_step(self._stop):
             while self.round < target:
-                if self._stop.requested or not self._run_round(target):
+                if self._stop.requested or not self._run_round():
                     status = "interrupted"
                     break
                 self.round += 1
+                clock = self._count_wall_time(clock)  # before the checkpoint: a resumed run adds to it
                 self._checkpoint(force=self.round == target)
-        self.totals["wall_time_s"] = float(self.totals["wall_time_s"]) + time.perf_counter() - started
+        self._count_wall_time(clock)
         if status == "interrupted":
             self._write_interrupt_checkpoint()
         self.telemetry.emit(RunEnded(status=status, rounds_completed=self.round, wall_time_s=self.totals["wall_time_s"]))
@@ -276,6 +284,12 @@ class Runner:
             self.run_dir.write_summary(summary)
         self.telemetry.flush()
         return RunOutcome(status=status, rounds_completed=self.round, summary=summary)
+
+    def _count_wall_time(self, since: float) -> float:
+        """Add the seconds since ``since`` to the run's total wall time; returns now."""
+        now = time.perf_counter()
+        self.totals["wall_time_s"] = float(self.totals["wall_time_s"]) + now - since
+        return now
 
     def close(self) -> None:
         """Close the events and metrics files (the runner cannot write afterwards)."""
@@ -292,11 +306,11 @@ class Runner:
             where = str(save_checkpoint(checkpoint_path(self.run_dir.checkpoints, int(payload["round"])), payload))
         self.telemetry.emit(RunInterrupted(round=self.round, step=self._step_index, checkpoint=where))
         self.progress.notice(
-            f"interrupted: stopped after step {self._step_index} of round {self.round + 1}; "
+            f"interrupted: stopped after step {self._step_index} of round {self.round}; "
             f"checkpoint at the start of that round: {where or '(no run directory)'}"
         )
 
-    def _run_round(self, target: int) -> bool:
+    def _run_round(self) -> bool:
         """One episode in every env, then the policy update. False when SIGINT stopped it mid-round."""
         round_index, length, n_envs = self.round, self.config.run.episode_length, len(self.envs)
         started = time.perf_counter()
@@ -337,7 +351,7 @@ class Runner:
             self.telemetry.flush()  # one write per step: tail -f events.jsonl follows the run
             elapsed = time.perf_counter() - started
             self.progress.step(
-                round_index + 1, target, step + 1, length, n_envs * (step + 1) / max(elapsed, 1e-9),
+                round_index, step + 1, length, n_envs * (step + 1) / max(elapsed, 1e-9),
                 sum(o.val_acc for o in observations) / n_envs, action_mix(ops),
             )
             if self._stop.requested and not done:
@@ -369,7 +383,7 @@ class Runner:
                 mean_val_acc=metrics["env"]["mean_final_val_acc"], action_mix=metrics["env"]["action_mix"],
             )
         )
-        self.progress.round_done(round_index + 1, target, metrics)
+        self.progress.round_done(round_index, metrics)
         return True
 
     # ------------------------------------------------------------------------------------- acting

@@ -114,11 +114,11 @@ def resolve_task(registry: Any, task_config: TaskConfig) -> ResolvedTask:
             why = f" (not found in {data_dir}: {', '.join(skipped)})" if skipped else ""
             why += " (will download)" if fetch and not probe.available(data_dir) else ""
             task = spec.factory(_task_options(spec, task_config))
-            return ResolvedTask(spec, task, f"task auto -> {spec.name}{why}; choose one with --task")
+            return ResolvedTask(spec, task, f"task auto -> {spec.name}{why}; set task.name to choose")
         skipped.append(spec.name)
     raise SetupError(
         f"task auto: no available task among {[s.name for s in candidates]} (data dir {data_dir}); "
-        "name one with --task"
+        "set task.name (--task) to one of them"
     )
 
 
@@ -257,6 +257,8 @@ def build_run(
     task = resolved_task if resolved_task is not None else resolve_task(registry, config.task)
     if task.notice and notice is not None:
         notice(task.notice)
+    if config.task.name != task.spec.name:  # "auto": saved resolved, so the run's config reproduces it
+        config = attrs.evolve(config, task=attrs.evolve(config.task, name=task.spec.name))
     data = {device: _load_task(task, device, config.task.data_dir, seed) for device in dict.fromkeys(devices)}
     host_spec = registry.get("host", config.host.name)
     host_options = structure(host_spec, config.host.options, "host.options")

@@ -25,10 +25,12 @@ class ResNetOptions:
     """``widths``: channels of the three stages; ``blocks``: basic blocks per stage."""
 
     widths: tuple[int, int, int] = attrs.field(
-        default=(16, 32, 64), converter=as_tuple, validator=positive_ints("resnet", 3)
+        default=(16, 32, 64), converter=as_tuple, validator=positive_ints("resnet", 3),
+        metadata={"help": "channels of the three stages (a slot after each)"},
     )
     blocks: tuple[int, int, int] = attrs.field(
-        default=(2, 2, 2), converter=as_tuple, validator=positive_ints("resnet", 3, MAX_BLOCKS)
+        default=(2, 2, 2), converter=as_tuple, validator=positive_ints("resnet", 3, MAX_BLOCKS),
+        metadata={"help": "basic blocks per stage"},
     )
 
 
@@ -37,10 +39,12 @@ class ImpairedResNetOptions:
     """The impaired host's defaults: half the widths and one block per stage (about 1/8 of ``resnet``)."""
 
     widths: tuple[int, int, int] = attrs.field(
-        default=(8, 16, 32), converter=as_tuple, validator=positive_ints("resnet_impaired", 3)
+        default=(8, 16, 32), converter=as_tuple, validator=positive_ints("resnet_impaired", 3),
+        metadata={"help": "channels of the three stages (a slot after each); half of resnet's"},
     )
     blocks: tuple[int, int, int] = attrs.field(
-        default=(1, 1, 1), converter=as_tuple, validator=positive_ints("resnet_impaired", 3, MAX_BLOCKS)
+        default=(1, 1, 1), converter=as_tuple, validator=positive_ints("resnet_impaired", 3, MAX_BLOCKS),
+        metadata={"help": "basic blocks per stage"},
     )
 
 

@@ -17,7 +17,10 @@ from esper_hosts.resnet import check_task_info, slot_name
 class TinyCNNOptions:
     """``widths``: channels of the two conv layers (the second one halves the resolution)."""
 
-    widths: tuple[int, int] = attrs.field(default=(8, 16), converter=as_tuple, validator=positive_ints("tiny_cnn", 2))
+    widths: tuple[int, int] = attrs.field(
+        default=(8, 16), converter=as_tuple, validator=positive_ints("tiny_cnn", 2),
+        metadata={"help": "channels of the two conv layers (a slot after each; the second halves the resolution)"},
+    )
 
 
 class TinyCNN(nn.Module):

@@ -6,8 +6,12 @@ Rules, in priority order, one action per env per step:
    that has sat in HOLDING ``max_holding_epochs`` without earning fossilization;
 3. ADVANCE a seed whenever the lifecycle gates allow (TRAINING -> BLENDING, BLENDING -> HOLDING);
 4. GERMINATE into the first dormant slot once validation accuracy has not improved by more than
-   ``plateau_eps`` for ``plateau_epochs`` epochs (blueprint and style from preference lists);
+   ``plateau_eps`` for ``plateau_epochs`` epochs;
 5. WAIT.
+Which blueprint: by default every blueprint in the action space takes its turn (the valid one germinated
+least often so far in the run, ties in action-space order), so a third-party blueprint is tried as
+often as a built-in; ``blueprint_preference`` lists favourites instead (best first). The counts are the
+policy's only state across episodes (``state_dict``), so a resumed run picks exactly as the original.
 Every candidate is checked against the shared action masks before it is emitted; a candidate that is not
 legal is skipped, and WAIT (always legal) ends the list. The policy never emits an illegal action.
 """
@@ -25,6 +29,7 @@ from esper_core.ops import HEADS, Op
 from esper_core.records import DecodedAction, EnvObservation, PolicyContext, PolicyOutput, SlotSummary
 from esper_core.specs import PolicySpec
 from esper_core.stages import PRUNABLE_STAGES, SeedStage
+from esper_core.validators import HELP
 
 _CPU = torch.device("cpu")
 
@@ -43,34 +48,59 @@ def _names(value: Any) -> tuple[str, ...]:
 _name_list = v.deep_iterable(v.instance_of(str))
 
 
+def _help(text: str) -> dict[str, str]:
+    return {HELP: text}
+
+
 @attrs.frozen(kw_only=True)
 class HeuristicOptions:
-    #: Germinate after this many epochs without a validation-accuracy gain above ``plateau_eps``.
-    plateau_epochs: int = attrs.field(default=3, validator=[v.instance_of(int), v.ge(1)])
-    plateau_eps: float = attrs.field(default=0.002, validator=[v.instance_of((int, float)), v.ge(0.0)])
-    #: Blueprints to germinate, best first (names not enabled are skipped; none left: the first valid one).
+    plateau_epochs: int = attrs.field(
+        default=3, validator=[v.instance_of(int), v.ge(1)],
+        metadata=_help("germinate after this many epochs without a validation-accuracy gain above plateau_eps"),
+    )
+    plateau_eps: float = attrs.field(
+        default=0.002, validator=[v.instance_of((int, float)), v.ge(0.0)],
+        metadata=_help("smallest validation-accuracy gain (fraction) that counts as progress"),
+    )
     blueprint_preference: tuple[str, ...] = attrs.field(
-        default=("conv_small", "conv_light", "conv_heavy"), converter=_names, validator=_name_list
+        default=(), converter=_names, validator=_name_list,
+        metadata=_help("blueprints to germinate, best first (names not enabled are skipped); empty: every blueprint "
+                       "of the action space in turn, the least germinated valid one first"),
     )
-    #: Blend styles, best first (same fallback).
-    style_preference: tuple[str, ...] = attrs.field(default=("linear_add",), converter=_names, validator=_name_list)
-    #: Blending epochs for new seeds; None: the middle entry of the tempo head.
-    tempo: int | None = attrs.field(default=None, validator=_optional_int(1))
-    #: Alpha target for new seeds; None: the largest entry of the alpha_target head.
+    style_preference: tuple[str, ...] = attrs.field(
+        default=("linear_add",), converter=_names, validator=_name_list,
+        metadata=_help("blend styles, best first (names not enabled are skipped; none left: the first valid one)"),
+    )
+    tempo: int | None = attrs.field(
+        default=None, validator=_optional_int(1),
+        metadata=_help("blending epochs for new seeds; unset: the middle entry of the tempo head"),
+    )
     alpha_target: float | None = attrs.field(
-        default=None, validator=v.optional([v.instance_of((int, float)), v.gt(0.0), v.le(1.0)])
+        default=None, validator=v.optional([v.instance_of((int, float)), v.gt(0.0), v.le(1.0)]),
+        metadata=_help("alpha target for new seeds; unset: the largest entry of the alpha_target head"),
     )
-    #: Fossilize a HOLDING seed whose contribution (accuracy fraction) exceeds this.
-    fossilize_min_contribution: float = attrs.field(default=0.01, validator=v.instance_of((int, float)))
-    #: Prune a seed whose contribution is below this (a negative number: it measurably hurts) ...
-    prune_max_contribution: float = attrs.field(default=-0.005, validator=[v.instance_of((int, float)), v.le(0.0)])
-    #: ... once it is at least this old (the lifecycle's own min_prune_age gate applies too).
-    prune_min_age: int = attrs.field(default=5, validator=[v.instance_of(int), v.ge(0)])
-    #: Prune a HOLDING seed after this many epochs without reaching the fossilize threshold (None: never).
-    max_holding_epochs: int | None = attrs.field(default=6, validator=_optional_int(1))
-    #: How a prune fades the seed out (alpha_speed and alpha_curve names).
-    prune_speed: str = attrs.field(default="medium", validator=v.instance_of(str))
-    prune_curve: str = attrs.field(default="linear", validator=v.instance_of(str))
+    fossilize_min_contribution: float = attrs.field(
+        default=0.01, validator=v.instance_of((int, float)),
+        metadata=_help("fossilize a HOLDING seed whose contribution (accuracy fraction) exceeds this"),
+    )
+    prune_max_contribution: float = attrs.field(
+        default=-0.005, validator=[v.instance_of((int, float)), v.le(0.0)],
+        metadata=_help("prune a seed whose contribution is below this (negative: it measurably hurts) once old enough"),
+    )
+    prune_min_age: int = attrs.field(
+        default=5, validator=[v.instance_of(int), v.ge(0)],
+        metadata=_help("seed age before the heuristic prunes (the lifecycle's own min_prune_age applies too)"),
+    )
+    max_holding_epochs: int | None = attrs.field(
+        default=6, validator=_optional_int(1),
+        metadata=_help("prune a HOLDING seed after this many epochs without reaching the fossilize threshold; unset: never"),
+    )
+    prune_speed: str = attrs.field(
+        default="medium", validator=v.instance_of(str), metadata=_help("alpha_speed name with which a prune fades the seed out")
+    )
+    prune_curve: str = attrs.field(
+        default="linear", validator=v.instance_of(str), metadata=_help("alpha_curve name with which a prune fades the seed out")
+    )
 
     def __attrs_post_init__(self) -> None:
         if self.prune_max_contribution >= self.fossilize_min_contribution:
@@ -139,6 +169,7 @@ class HeuristicPolicy:
         )
         self._prune_speed = self._choose("prune_speed", options.prune_speed, space.alpha_speeds, None)
         self._prune_curve = self._choose("prune_curve", options.prune_curve, space.alpha_curves, None)
+        self._germinations: dict[str, int] = {}  # blueprint -> times germinated in this run (its turn order)
 
     @staticmethod
     def _choose(option: str, value: Any, entries: Sequence[Any], default: Any) -> Any:
@@ -181,6 +212,8 @@ class HeuristicPolicy:
             row = self._decide(obs, _env_inputs(cpu_inputs, env), plateau=s >= self.options.plateau_epochs)
             if Op(int(row[0])) is Op.GERMINATE:
                 s = 0  # wait for the next plateau before growing again
+                name = self._space.blueprints[int(row[HEADS.index("blueprint")])]
+                self._germinations[name] = self._germinations.get(name, 0) + 1
             rows.append(row)
             best.append(b)
             stale.append(s)
@@ -202,12 +235,15 @@ class HeuristicPolicy:
         return {}
 
     def state_dict(self) -> dict[str, Any]:
-        """Nothing is learned; the options come from the run config."""
-        return {}
+        """Nothing is learned; only how often each blueprint was germinated (whose turn is next)."""
+        return {"germinations": dict(self._germinations)}
 
     def load_state_dict(self, state: dict[str, Any]) -> None:
-        if state:
-            raise ValueError(f"the heuristic policy keeps no state; got keys {sorted(state)}")
+        unknown = sorted(set(state) - {"germinations"})
+        if unknown:
+            raise ValueError(f"the heuristic policy keeps only 'germinations' (blueprint counts); got keys {unknown}")
+        counts = state.get("germinations", {})  # absent in checkpoints written before the counts existed
+        self._germinations = {str(name): int(count) for name, count in counts.items()}
 
     # ------------------------------------------------------------------------------------ decisions
     def _decide(self, obs: EnvObservation, inputs: MaskInputs, plateau: bool) -> torch.Tensor:
@@ -249,7 +285,8 @@ class HeuristicPolicy:
         )
 
     def _germination(self, slot: str, inputs: MaskInputs) -> DecodedAction:
-        """Blueprint and style from the preference lists, among the entries the masks allow at ``slot``."""
+        """Blueprint (the preference list, else whose turn it is) and style (the preference list), among the
+        entries the masks allow at ``slot``."""
         space = self._space
         probe = torch.zeros(1, len(HEADS), dtype=torch.long)
         probe[0, 0], probe[0, 1] = int(Op.GERMINATE), space.slots.index(slot)
@@ -262,11 +299,17 @@ class HeuristicPolicy:
         return DecodedAction(
             op=Op.GERMINATE,
             slot=slot,
-            blueprint=_pick(self.options.blueprint_preference, space.blueprints, blueprint_valid),
+            blueprint=self._blueprint(space.blueprints, blueprint_valid),
             style=_pick(self.options.style_preference, space.styles, style_valid),
             tempo=self._tempo,
             alpha_target=self._alpha_target,
         )
+
+    def _blueprint(self, entries: Sequence[str], valid: list[bool]) -> str:
+        if self.options.blueprint_preference:
+            return _pick(self.options.blueprint_preference, entries, valid)
+        candidates = [name for name, ok in zip(entries, valid) if ok]
+        return min(candidates, key=lambda name: (self._germinations.get(name, 0), entries.index(name)))
 
     def _legal_row(self, action: DecodedAction, inputs: MaskInputs) -> torch.Tensor | None:
         row, masks = canonicalise_actions(inputs, self._space.encode(action).unsqueeze(0))
@@ -288,8 +331,8 @@ def _assert_legal(actions: torch.Tensor, masks: dict[str, torch.Tensor]) -> None
 
 SPEC = PolicySpec(
     name="heuristic",
-    description="Hand-written rules: germinate on a plateau, advance when allowed, fossilize helpful seeds, "
-    "prune harmful or stale ones.",
+    description="Hand-written rules: germinate on a plateau (each blueprint in turn), advance when allowed, "
+    "fossilize helpful seeds, prune harmful or stale ones.",
     factory=HeuristicPolicy,
     options_type=HeuristicOptions,
     learns=False,

@@ -19,14 +19,20 @@ _non_negative = [v.instance_of((int, float)), v.ge(0.0)]
 
 @attrs.frozen(kw_only=True)
 class LossDeltaOptions:
-    #: Reward units per unit of validation-loss decrease.
-    loss_scale: float = attrs.field(default=1.0, validator=_non_negative)
-    #: Bound on |loss_delta| per step (reward units).
-    max_abs_delta: float = attrs.field(default=1.0, validator=[v.instance_of((int, float)), v.gt(0.0)])
-    #: Rent per step per unit of (seed parameters / host parameters).
-    rent_coef: float = attrs.field(default=0.2, validator=_non_negative)
-    #: Rent multiplier for fossilized seeds.
-    fossilized_rent_factor: float = attrs.field(default=1.0, validator=_non_negative)
+    loss_scale: float = attrs.field(
+        default=1.0, validator=_non_negative, metadata={"help": "reward units per unit of validation-loss decrease"}
+    )
+    max_abs_delta: float = attrs.field(
+        default=1.0, validator=[v.instance_of((int, float)), v.gt(0.0)],
+        metadata={"help": "bound on |loss_delta| per step (reward units)"},
+    )
+    rent_coef: float = attrs.field(
+        default=0.2, validator=_non_negative,
+        metadata={"help": "rent per step per unit of (seed parameters / host parameters)"},
+    )
+    fossilized_rent_factor: float = attrs.field(
+        default=1.0, validator=_non_negative, metadata={"help": "rent multiplier for fossilized seeds"}
+    )
 
 
 class LossDeltaReward:

@@ -20,10 +20,14 @@ _non_negative = [v.instance_of((int, float)), v.ge(0.0)]
 
 @attrs.frozen(kw_only=True)
 class SparseOptions:
-    #: Reward per unit of final validation accuracy.
-    terminal_coef: float = attrs.field(default=1.0, validator=_non_negative)
-    #: One-off charge per unit of (added parameters / host parameters) at the end (0.1: +5% params = -0.005).
-    rent_coef: float = attrs.field(default=0.1, validator=_non_negative)
+    terminal_coef: float = attrs.field(
+        default=1.0, validator=_non_negative, metadata={"help": "reward per unit of final validation accuracy"}
+    )
+    rent_coef: float = attrs.field(
+        default=0.1, validator=_non_negative,
+        metadata={"help": "one-off charge per unit of (added parameters / host parameters) at the end "
+                          "(0.1: +5% params = -0.005)"},
+    )
 
 
 class SparseReward:

@@ -33,11 +33,16 @@ def _plain_name(value: Any) -> bool:
 class TensorBoardOptions:
     """``observers.options.tensorboard``."""
 
-    subdir: str = attrs.field(  # folder under the run directory
-        default="tensorboard", validator=check(_plain_name, "must be a plain folder name (no '/')")
+    subdir: str = attrs.field(
+        default="tensorboard", validator=check(_plain_name, "must be a plain folder name (no '/')"),
+        metadata={"help": "folder under the run directory the event files go to"},
     )
-    flush_secs: int = attrs.field(default=30, validator=positive)  # the writer flushes at least this often
-    seed_text: bool = True  # each episode's seed transitions as a text summary (tag seeds/env<N>)
+    flush_secs: int = attrs.field(
+        default=30, validator=positive, metadata={"help": "the writer flushes at least this often (seconds)"}
+    )
+    seed_text: bool = attrs.field(
+        default=True, metadata={"help": "each episode's seed transitions as a text summary (tag seeds/env<N>)"}
+    )
 
 
 class TensorBoardObserver:

@@ -37,14 +37,22 @@ def _names(value: Any) -> bool:
 class WandbOptions:
     """``observers.options.wandb``."""
 
-    project: str = attrs.field(default="esper", validator=check(lambda v: bool(v), "must not be empty"))
-    entity: str | None = None  # team or user; None: your default entity
-    mode: str | None = attrs.field(  # None: W&B decides (WANDB_MODE, or online when logged in)
+    project: str = attrs.field(
+        default="esper", validator=check(lambda v: bool(v), "must not be empty"), metadata={"help": "W&B project"}
+    )
+    entity: str | None = attrs.field(default=None, metadata={"help": "W&B team or user; unset: your default entity"})
+    mode: str | None = attrs.field(
         default=None,
         validator=check(lambda v: v in ("online", "offline", "disabled"), "must be online, offline or disabled", optional=True),
+        metadata={"help": "online, offline or disabled; unset: W&B decides (WANDB_MODE, or online when logged in)"},
     )
-    group: str | None = None  # None: the run name (training and eval runs of one Esper run group together)
-    tags: tuple[str, ...] = attrs.field(default=(), validator=check(_names, "must be non-empty names"))
+    group: str | None = attrs.field(
+        default=None,
+        metadata={"help": "W&B group; unset: the run name (training and eval runs of one Esper run group together)"},
+    )
+    tags: tuple[str, ...] = attrs.field(
+        default=(), validator=check(_names, "must be non-empty names"), metadata={"help": "W&B tags of the run"}
+    )
 
 
 @attrs.frozen(kw_only=True)

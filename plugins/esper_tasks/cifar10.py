@@ -61,9 +61,15 @@ class Cifar10Options:
     downloading; the CLI's ``--download`` sets it). ``val_size``: images carved from the training set.
     ``verify_checksums``: check the official MD5s (turn off only for a hand-made set in CIFAR's format)."""
 
-    download: bool = False
-    val_size: int = attrs.field(default=5_000, validator=_positive)
-    verify_checksums: bool = True
+    download: bool = attrs.field(
+        default=False, metadata={"help": "fetch the archive into task.data_dir when missing (--download sets it)"}
+    )
+    val_size: int = attrs.field(
+        default=5_000, validator=_positive, metadata={"help": "validation images carved from the training set"}
+    )
+    verify_checksums: bool = attrs.field(
+        default=True, metadata={"help": "check the official MD5s (turn off only for a hand-made set in CIFAR's format)"}
+    )
 
 
 def missing_files(data_dir: Path) -> list[str]:

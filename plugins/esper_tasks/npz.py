@@ -50,11 +50,25 @@ class NpzOptions:
     ``augment_pad``/``augment_flip``: the random crop's zero padding (None: image size // 8) and the
     random horizontal flip (turn it off where mirroring changes the class, e.g. digits or text)."""
 
-    path: str
-    val_size: int | None = attrs.field(default=None, validator=_optional_positive)
-    num_classes: int | None = attrs.field(default=None, validator=[_optional_positive, _class_count])
-    augment_pad: int | None = attrs.field(default=None, validator=attrs.validators.optional(attrs.validators.ge(0)))
-    augment_flip: bool = True
+    path: str = attrs.field(
+        metadata={"help": "the .npz file (required); a relative path is looked up in task.data_dir, then the working directory"}
+    )
+    val_size: int | None = attrs.field(
+        default=None, validator=_optional_positive,
+        metadata={"help": "images carved from the training arrays for validation; unset: 10%, at least 1"},
+    )
+    num_classes: int | None = attrs.field(
+        default=None, validator=[_optional_positive, _class_count],
+        metadata={"help": "unset: max label + 1; set it when some classes may be absent"},
+    )
+    augment_pad: int | None = attrs.field(
+        default=None, validator=attrs.validators.optional(attrs.validators.ge(0)),
+        metadata={"help": "zero padding of the random crop; unset: image size // 8"},
+    )
+    augment_flip: bool = attrs.field(
+        default=True,
+        metadata={"help": "random horizontal flip (turn it off where mirroring changes the class, e.g. digits or text)"},
+    )
 
 
 def candidate_paths(path: str, data_dir: Path) -> list[Path]:

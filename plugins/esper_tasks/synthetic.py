@@ -45,11 +45,18 @@ class SyntheticOptions:
     ``data_seed``: None draws the data from the run seed; an int fixes the dataset across runs (for
     comparing controllers on identical data)."""
 
-    difficulty: float = attrs.field(default=0.5, validator=_unit_interval)
-    train_size: int = attrs.field(default=10_000, validator=_positive)
-    val_size: int = attrs.field(default=2_000, validator=_positive)
-    test_size: int = attrs.field(default=2_000, validator=_positive)
-    data_seed: int | None = None
+    difficulty: float = attrs.field(
+        default=0.5, validator=_unit_interval,
+        metadata={"help": "0 = clean, high-contrast images; 1 = heavy noise, clutter and jitter"},
+    )
+    train_size: int = attrs.field(default=10_000, validator=_positive, metadata={"help": "training images generated"})
+    val_size: int = attrs.field(default=2_000, validator=_positive, metadata={"help": "validation images generated"})
+    test_size: int = attrs.field(default=2_000, validator=_positive, metadata={"help": "held-out test images generated"})
+    data_seed: int | None = attrs.field(
+        default=None,
+        metadata={"help": "unset: the data is drawn from the run seed; an int fixes the dataset across runs "
+                          "(to compare controllers on identical data)"},
+    )
 
 
 def split_seed(data_seed: int, split: str) -> int:

@@ -65,7 +65,8 @@ def test_the_installed_quick_start_is_listed_by_esper_plugins(installed: Path) -
     mine = [p for p in json.loads(result.stdout) if p["distribution"] == "my-seeds"]
     assert mine == [
         {"plugin": "my_seeds", "distribution": "my-seeds", "version": "0.1.0", "contributes": {"blueprint": ["my_dilated"]},
-         "error": None, "hint": None, "disabled": None}
+         "error": None, "hint": None, "disabled": None,
+         "descriptions": {"blueprint": {"my_dilated": "Two dilated 3x3 convs through C/2 channels; output starts at 0."}}}
     ]  # fmt: skip
     check = "from my_seeds.dilated import SPEC; from esper_core.api import assert_blueprint_contract; assert_blueprint_contract(SPEC)"
     result = subprocess.run([sys.executable, "-c", check], capture_output=True, text=True, timeout=120, env=env)

@@ -148,7 +148,7 @@ def test_a_damaged_newest_checkpoint_falls_back_to_the_newest_intact_one(tmp_pat
     result = _invoke(["resume", str(run), "--rounds", "1"])
     assert result.exit_code == 0, result.output
     assert f"cannot read checkpoint {newest}" in result.output and "newest intact checkpoint" in result.output
-    assert "resuming" in result.output and "(round 1)" in result.output
+    assert "resuming" in result.output and "round 1 is next" in result.output
     assert _rounds(run) == [0, 1]  # round 1 replayed from the round-1 checkpoint, nothing doubled
     assert load_checkpoint(newest)["round"] == 2  # rewritten whole
 

@@ -74,7 +74,7 @@ def test_run_resume_and_eval_tell_observers_where_and_what(probe: ProbePlugin, t
     assert fresh.types()[-2:] == ["run_end", "report_written"] and fresh.closed == 1
     assert fresh.types().count("round_end") == 2 and fresh.types().count(METRICS_TYPE) == 2
     report = fresh.events[-1]  # the run's report, to observers only: its figures are on disk
-    assert report["round"] == 2 and set(report["figures"]) >= {"mean_final_val_acc", "mean_return"}
+    assert report["round"] == 2 and set(report["figures"]) >= {"curves", "lifecycle", "morphology"}
     assert all(Path(path).is_file() and Path(path).parent == run / "report" for path in report["figures"].values())
     written = read_jsonl(run / "events.jsonl")
     observed = [e for e in fresh.events if e["type"] not in (METRICS_TYPE, "report_written")]

@@ -49,7 +49,7 @@ def test_two_rounds_equal_one_round_plus_resume(straight, tmp_path):
     straight_run, config = straight
     _run(["run", "--config", config, "--run-dir", str(tmp_path), "--name", "split", "--rounds", "1"])
     output = _run(["resume", str(tmp_path / "split"), "--rounds", "1"])
-    assert "resuming" in output and "(round 1)" in output
+    assert "resuming" in output and "round 1 is next" in output
     _assert_same_lines(straight_run, tmp_path / "split")
     assert any(m["policy"] for m in read_jsonl(tmp_path / "split" / "metrics.jsonl"))  # ppo_v2 really updated
 

@@ -69,9 +69,9 @@ def test_curves_continue_without_duplicates_across_sigint_and_resume(tmp_path: P
     values = [point.value for point in curves.Scalars("env/mean_final_val_acc")]
     assert values == pytest.approx([m["env"]["mean_final_val_acc"] for m in metrics], rel=1e-6)
     assert {"seeds/env0/text_summary", "run/config/text_summary"} <= set(curves.Tags()["tensors"])
-    figures = {"report/mean_final_val_acc", "report/mean_return"}  # the report's figures, as images
+    figures = {"report/curves", "report/lifecycle", "report/morphology"}  # the report's figures, as images
     assert figures <= set(curves.Tags()["images"]), curves.Tags()["images"]
-    assert [image.step for image in curves.Images("report/mean_return")] == [rounds[-1] + 1]  # rounds completed
+    assert [image.step for image in curves.Images("report/curves")] == [rounds[-1] + 1]  # rounds completed
 
 
 def test_a_replayed_round_is_purged_and_eval_writes_its_own_curves(tmp_path: Path) -> None:

@@ -8,7 +8,7 @@ from click.testing import CliRunner
 from support.plugin_dists import BLUEPRINT_PLUGIN, RAISES_ON_IMPORT, PluginSite, plugin_site  # noqa: F401
 
 from esper_core.cli import main
-from esper_core.cli.plugins import render_table
+from esper_core.cli.plugins import render_descriptions, render_table
 from esper_core.plugins.registry import PluginInfo
 
 
@@ -75,3 +75,22 @@ def test_render_table_aligns_columns_and_shows_every_kind() -> None:
     assert lines[2][column:] == "policy: p"
     assert lines[3].startswith("longer_name") and "(in-process)" in lines[3]
     assert "disabled (disabled by ESPER_DISABLE_PLUGINS)" in lines[4]
+
+
+def test_descriptions_are_listed_by_kind_in_the_table_and_the_json(plugin_site: PluginSite) -> None:
+    _site_with_a_broken_and_a_good_plugin(plugin_site)
+    table = CliRunner().invoke(main, ["plugins"]).stdout.splitlines()
+    at = table.index("blueprint")
+    assert table[at + 1].split(None, 1) == ["good_seed", "test blueprint"]
+    listed = {item["plugin"]: item for item in json.loads(CliRunner().invoke(main, ["plugins", "--json"]).stdout)}
+    assert listed["good"]["descriptions"] == {"blueprint": {"good_seed": "test blueprint"}}
+    assert listed["broken"]["descriptions"] == {}
+
+
+def test_long_descriptions_wrap_under_their_name() -> None:
+    text = render_descriptions({"policy": {"p": "word " * 40}, "task": {"longer_name": "short"}})
+    lines = text.splitlines()
+    assert lines[0] == "task" and lines[2] == "policy"  # kinds in their order, whatever the input order
+    assert lines[1] == "  longer_name  short"
+    assert lines[3].startswith("  p            word") and lines[4].startswith(" " * 15 + "word")
+    assert all(len(line) <= 110 for line in lines)

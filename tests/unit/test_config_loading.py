@@ -113,7 +113,8 @@ def test_precedence_defaults_preset_file_cli(tmp_path: Path) -> None:
     from_cli = load_config(path, {"run": {"episode_length": 7}}, cuda_available=False)
     assert (from_cli.run.episode_length, from_cli.run.envs) == (7, 3)
     # untouched keys keep their defaults whatever the layers
-    assert from_cli.device == DeviceConfig() and from_cli.lifecycle == LifecycleConfig()
+    assert from_cli.device == DeviceConfig()
+    assert from_cli.lifecycle == attrs.evolve(LifecycleConfig(), **PRESETS["cpu-quick"].get("lifecycle", {}))
 
 
 def test_partial_tables_merge_into_the_defaults(tmp_path: Path) -> None:

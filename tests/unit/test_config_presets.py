@@ -50,7 +50,20 @@ def test_cpu_quick_is_small_and_gpu_is_bigger() -> None:
     quick = load_config(preset="cpu-quick", cuda_available=False)
     gpu = load_config(preset="gpu", cuda_available=False)
     assert quick.training.epoch_samples is not None and quick.training.epoch_samples <= 4096
-    assert quick.run.envs <= 2 and quick.run.episode_length < EsperConfig().run.episode_length
+    default = EsperConfig().run
+    assert quick.run.envs <= 2
+    assert quick.run.envs * quick.run.episode_length * quick.run.rounds < default.envs * default.episode_length * default.rounds
     assert gpu.run.envs == 32  # one fused group: measured to pay on an H100 (docs/results/2026-11-24-h100-fused-envs)
     assert gpu.device.fused == "auto"  # fused on CUDA
     assert gpu.run.episode_length > quick.run.episode_length and gpu.run.rounds > quick.run.rounds
+
+
+def test_cpu_quick_leaves_room_to_fossilize_within_an_episode() -> None:
+    """The demo must be able to show a network grow: germinate, train, blend at the slowest tempo, hold
+    and fossilize fit an episode with room to spare, and no prune is allowed before that could happen."""
+    quick = load_config(preset="cpu-quick", cuda_available=False)
+    life = quick.lifecycle
+    # GERMINATE, its first epoch, TRAINING, ADVANCE, blending, ADVANCE to HOLDING, FOSSILIZE
+    shortest = 1 + 1 + life.min_training_epochs + 1 + max(quick.actions.tempos) + 1 + 1
+    assert shortest + 5 <= quick.run.episode_length  # slack for the steps an untrained policy wastes
+    assert life.min_prune_age >= shortest - 1

@@ -14,7 +14,7 @@ from esper_core.protocols import Policy
 from esper_core.records import DecodedAction
 from esper_core.stages import SeedStage
 from esper_policies.heuristic import SPEC, HeuristicOptions, HeuristicPolicy
-from support.policy_builders import LIFECYCLE, context, env, seed_slot, space
+from support.policy_builders import BLUEPRINTS, LIFECYCLE, context, env, seed_slot, space
 from support.lifecycle_truth import illegality
 from support.strategies import rl_setups
 
@@ -48,8 +48,8 @@ def test_germinates_on_a_plateau_into_the_first_dormant_slot() -> None:
     actions = _run(_policy(), [0.30, 0.40, 0.50, 0.50, 0.501, 0.50])
     assert [a.op for a in actions[:5]] == [Op.WAIT] * 5  # still improving, then 3 flat epochs needed
     assert actions[5] == DecodedAction(
-        op=Op.GERMINATE, slot="s0", blueprint="conv_small", style="linear_add", tempo=5, alpha_target=1.0
-    )
+        op=Op.GERMINATE, slot="s0", blueprint="conv_light", style="linear_add", tempo=5, alpha_target=1.0
+    )  # no preference given: the first blueprint of the action space has the first turn
 
 
 def test_keeps_waiting_while_accuracy_improves() -> None:
@@ -75,11 +75,46 @@ def test_no_germination_while_another_seed_is_training() -> None:
 
 
 def test_blueprint_falls_back_along_the_preference_list_then_to_the_first_valid() -> None:
-    no_small = _policy(action_space=space(blueprints=("conv_heavy", "conv_light")))
+    preferred = HeuristicOptions(blueprint_preference=("conv_small", "conv_light", "conv_heavy"))
+    no_small = _policy(preferred, action_space=space(blueprints=("conv_heavy", "conv_light")))
     assert _run(no_small, [0.5] * 4)[-1].blueprint == "conv_light"
-    unknown = _policy(action_space=space(blueprints=("attention", "norm"), styles=("gated",)))
+    unknown = _policy(preferred, action_space=space(blueprints=("attention", "norm"), styles=("gated",)))
     action = _run(unknown, [0.5] * 4)[-1]
     assert (action.blueprint, action.style) == ("attention", "gated")
+
+
+def _germinated_blueprints(policy: HeuristicPolicy, episodes: int) -> list[str]:
+    """One plateau germination per episode (fresh policy state each time, as at a round boundary)."""
+    names = []
+    for _ in range(episodes):
+        action = _run(policy, [0.5] * 4)[-1]
+        assert action.op is Op.GERMINATE
+        names.append(action.blueprint)
+    return names
+
+
+def test_without_a_preference_every_blueprint_takes_its_turn_a_third_party_one_included() -> None:
+    blueprints = ("conv_light", "my_dilated", "conv_small")  # my_dilated: a plugin's blueprint no default names
+    policy = _policy(action_space=space(blueprints=blueprints))
+    assert _germinated_blueprints(policy, 7) == [*blueprints, *blueprints, "conv_light"]
+
+
+@settings(max_examples=25, deadline=None)
+@given(st.lists(st.sampled_from(BLUEPRINTS), min_size=0, max_size=12), st.integers(min_value=1, max_value=12))
+def test_turns_are_balanced_and_carried_by_the_state_dict(already: list[str], more: int) -> None:
+    """However the counts stand, every germination picks a least germinated blueprint, so the counts never
+    drift apart by more than they started; a policy loaded from the state dict picks exactly the same."""
+    first = _policy()
+    first.load_state_dict({"germinations": {name: already.count(name) for name in set(already)}})
+    second = _policy()
+    second.load_state_dict(first.state_dict())
+    counts = {name: already.count(name) for name in BLUEPRINTS}
+    for _ in range(more):
+        chosen = _germinated_blueprints(first, 1)[0]
+        assert counts[chosen] == min(counts.values())
+        counts[chosen] += 1
+    assert _germinated_blueprints(second, more)[-1] == chosen
+    assert first.state_dict() == second.state_dict() == {"germinations": {k: v for k, v in counts.items() if v}}
 
 
 @pytest.mark.parametrize(
@@ -168,10 +203,11 @@ def test_never_emits_an_illegal_action(setup, plateau) -> None:
 def test_deterministic_and_state_dict_round_trip() -> None:
     accs = [0.5] * 6
     first, second = _policy(), _policy()
-    assert first.state_dict() == {}
+    assert first.state_dict() == {"germinations": {}}
     second.load_state_dict(first.state_dict())
     assert _run(first, accs) == _run(second, accs)
-    with pytest.raises(ValueError, match="keeps no state"):
+    second.load_state_dict({})  # a checkpoint from before the counts existed
+    with pytest.raises(ValueError, match="keeps only 'germinations'"):
         second.load_state_dict({"weights": 1})
 
 

@@ -175,6 +175,24 @@ def test_resume_refuses_another_kind_of_device(tmp_path):
         other.restore(payload, "ck.pt")
 
 
+def test_an_evaluation_elsewhere_restores_on_another_kind_of_device_with_fresh_generators(tmp_path):
+    """``esper eval --device``: the policy and episode counters come back; the generators, whose states do
+    not carry across device kinds (a CUDA state is another size), start afresh instead of failing."""
+    runner = _runner(tmp_path, _config())
+    runner.run(1)
+    payload = load_checkpoint(latest_checkpoint(runner.run_dir.checkpoints))
+    payload["devices"] = ["cuda:0", "cuda:0"]
+    for state in payload["envs"]:
+        state["generator"] = state["init_generator"] = torch.zeros(16, dtype=torch.uint8)  # a CUDA-sized state
+    other = Runner.build(_config(), RunnerRegistry(POLICIES))
+    fresh = [env.state_dict() for env in other.envs]
+    other.restore(payload, "ck.pt", announce=False, any_device=True)
+    for env, before, saved in zip(other.envs, fresh, payload["envs"]):
+        now = env.state_dict()
+        assert now["episode"] == saved["episode"] and torch.equal(now["generator"], before["generator"])
+    assert len(other.evaluate()) == 2
+
+
 def test_build_run_wires_everything_once_and_two_builds_from_one_config_are_the_same_run(tmp_path) -> None:
     """``build_run`` is the one place a run is put together; the runner only plays what it was given."""
     config, notices = _config(), []

@@ -14,6 +14,7 @@ import attrs
 
 from esper_core.api import (
     HEADS,
+    HELP,
     above,
     at_least,
     head_table,
@@ -81,73 +82,117 @@ def _unit_interval(value: Any) -> bool:
     return is_number(value) and 0 <= value < 1
 
 
+def _help(text: str) -> dict[str, str]:
+    return {HELP: text}
+
+
 @attrs.frozen(kw_only=True)
 class PPOV2Options:
     # ------------------------------------------------------------------------------------ PPO itself
-    #: Adam learning rate (policy and critic).
-    lr: float = attrs.field(default=3e-4, validator=within(0.0, 1.0, low_open=True))
-    #: Discount per env step (one host epoch).
-    gamma: float = attrs.field(default=0.995, validator=within(0.0, 1.0, low_open=True))
-    #: GAE lambda; with gamma 0.995 an effective horizon of about 33 steps.
-    gae_lambda: float = attrs.field(default=0.97, validator=within(0.0, 1.0))
-    #: Clip range of the joint ratio (the product of the relevant heads' ratios).
-    #: In (0, 1): at 1 or more the lower clip bound 1 - clip_ratio is no bound at all.
-    clip_ratio: float = attrs.field(default=0.2, validator=within(0.0, 1.0, low_open=True, high_open=True))
-    #: Clip the value update to this distance from the stored values; None: no value clipping.
-    value_clip: float | None = attrs.field(default=None, validator=above(0.0, optional=True))
-    #: Weight of the value loss.
-    value_coef: float = attrs.field(default=1.0, validator=at_least(0.0))
-    #: Global scale of the entropy bonus; per-head weights in ``entropy_coefs``.
-    entropy_coef: float = attrs.field(default=0.01, validator=at_least(0.0))
-    #: Per-head entropy weights (head -> weight >= 0; heads not named keep their default); every head gets
-    #: its bonus at every step.
+    lr: float = attrs.field(
+        default=3e-4, validator=within(0.0, 1.0, low_open=True), metadata=_help("Adam learning rate (policy and critic)")
+    )
+    gamma: float = attrs.field(
+        default=0.995, validator=within(0.0, 1.0, low_open=True), metadata=_help("discount per env step (one host epoch)")
+    )
+    gae_lambda: float = attrs.field(
+        default=0.97, validator=within(0.0, 1.0),
+        metadata=_help("GAE lambda; with gamma 0.995 an effective horizon of about 33 steps"),
+    )
+    # In (0, 1): at 1 or more the lower clip bound 1 - clip_ratio is no bound at all.
+    clip_ratio: float = attrs.field(
+        default=0.2, validator=within(0.0, 1.0, low_open=True, high_open=True),
+        metadata=_help("clip range of the joint ratio (the product of the relevant heads' ratios)"),
+    )
+    value_clip: float | None = attrs.field(
+        default=None, validator=above(0.0, optional=True),
+        metadata=_help("clip the value update to this distance from the stored values; unset: no value clipping"),
+    )
+    value_coef: float = attrs.field(default=1.0, validator=at_least(0.0), metadata=_help("weight of the value loss"))
+    entropy_coef: float = attrs.field(
+        default=0.01, validator=at_least(0.0),
+        metadata=_help("global scale of the entropy bonus; per-head weights in entropy_coefs"),
+    )
     entropy_coefs: dict[str, float] = attrs.field(
-        factory=_default_entropy_coefs, converter=_over(_default_entropy_coefs), validator=head_table(_non_negative, "a number >= 0")
+        factory=_default_entropy_coefs, converter=_over(_default_entropy_coefs),
+        validator=head_table(_non_negative, "a number >= 0"),
+        metadata=_help("per-head entropy weights (head -> weight >= 0; heads not named keep their default); "
+                       "every head gets its bonus at every step"),
     )
-    #: Per-head probability floors (head -> value in [0, 1); heads not named keep their default); applied
-    #: when sampling and when replaying alike.
     prob_floors: dict[str, float] = attrs.field(
-        factory=_default_prob_floors, converter=_over(_default_prob_floors), validator=head_table(_unit_interval, "a number in [0, 1)")
+        factory=_default_prob_floors, converter=_over(_default_prob_floors),
+        validator=head_table(_unit_interval, "a number in [0, 1)"),
+        metadata=_help("per-head probability floors (head -> value in [0, 1); heads not named keep their default); "
+                       "applied when sampling and when replaying alike"),
     )
-    #: Target approximate KL per update; the update stops early at ``kl_stop_factor`` times it.
-    target_kl: float = attrs.field(default=0.02, validator=above(0.0))
-    kl_stop_factor: float = attrs.field(default=1.5, validator=above(0.0))
-    #: Global gradient-norm clip (the pre-clip norm is logged: constant clipping is a bug).
-    max_grad_norm: float = attrs.field(default=1.0, validator=above(0.0))
-    #: Passes over each rollout. One by default: the recurrent states replayed go stale after the first.
-    update_epochs: int = attrs.field(default=1, validator=int_within(1, 100))
-    #: Truncated BPTT chunk in steps; None: whole episodes.
-    bptt_chunk: int | None = attrs.field(default=None, validator=int_at_least(1, optional=True))
-    #: Gradient steps per epoch: the envs are split into this many groups of whole sequences (at most one
-    #: group per env). Each sample is still used once per epoch, so hidden states never go stale; with a
-    #: single group, the default one epoch would be one Adam step per round (KL ~ 1e-8 at lr 3e-4).
-    minibatches: int = attrs.field(default=4, validator=int_within(1, 4096))
-    #: Weight decay on the critic only (never on the actor heads).
-    critic_weight_decay: float = attrs.field(default=0.0, validator=at_least(0.0))
+    target_kl: float = attrs.field(
+        default=0.02, validator=above(0.0),
+        metadata=_help("target approximate KL per update; the update stops early at kl_stop_factor times it"),
+    )
+    kl_stop_factor: float = attrs.field(
+        default=1.5, validator=above(0.0), metadata=_help("early stop when the step KL passes this multiple of target_kl")
+    )
+    max_grad_norm: float = attrs.field(
+        default=1.0, validator=above(0.0),
+        metadata=_help("global gradient-norm clip (the pre-clip norm is logged: constant clipping is a bug)"),
+    )
+    update_epochs: int = attrs.field(
+        default=1, validator=int_within(1, 100),
+        metadata=_help("passes over each rollout; one by default: the recurrent states replayed go stale after the first"),
+    )
+    bptt_chunk: int | None = attrs.field(
+        default=None, validator=int_at_least(1, optional=True),
+        metadata=_help("truncated BPTT chunk in steps; unset: whole episodes"),
+    )
+    # Each sample is still used once per epoch, so hidden states never go stale; with a single group, the
+    # default one epoch would be one Adam step per round (KL ~ 1e-8 at lr 3e-4).
+    minibatches: int = attrs.field(
+        default=4, validator=int_within(1, 4096),
+        metadata=_help("gradient steps per epoch: the envs are split into this many groups of whole sequences "
+                       "(at most one group per env)"),
+    )
+    critic_weight_decay: float = attrs.field(
+        default=0.0, validator=at_least(0.0), metadata=_help("weight decay on the critic only (never on the actor heads)")
+    )
 
     # -------------------------------------------------------------------------------------- network
-    #: Width of the feature net and of the LSTM (512 gives long episodes their memory; tests use 16-32). At
-    #: most MAX_WIDTH: an LSTM of width w holds 8 w^2 weights (w = 4096: 134M, ~2 GB with Adam's state).
-    feature_dim: int = attrs.field(default=512, validator=int_within(1, MAX_WIDTH))
-    lstm_dim: int = attrs.field(default=512, validator=int_within(1, MAX_WIDTH))
-    #: Learned blueprint embedding per slot in the observation.
-    blueprint_embed_dim: int = attrs.field(default=4, validator=int_within(1, 256))
-    #: Autocast the policy network on CUDA. Off by default: the policy is tiny next to the host (act +
-    #: update were ~2% of a round on the H100), and in bf16 the update's replayed log-probs drift ~1e-2 from
-    #: the acting ones, which blurs the ratio and hides real replay bugs behind a looser tolerance.
-    bf16: bool = False
+    # At most MAX_WIDTH: an LSTM of width w holds 8 w^2 weights (w = 4096: 134M, ~2 GB with Adam's state).
+    feature_dim: int = attrs.field(
+        default=512, validator=int_within(1, MAX_WIDTH),
+        metadata=_help("width of the feature net (512 gives long episodes their memory; tests use 16-32)"),
+    )
+    lstm_dim: int = attrs.field(
+        default=512, validator=int_within(1, MAX_WIDTH), metadata=_help("width of the LSTM")
+    )
+    blueprint_embed_dim: int = attrs.field(
+        default=4, validator=int_within(1, 256), metadata=_help("learned blueprint embedding per slot in the observation")
+    )
+    # Off by default: the policy is tiny next to the host (act + update were ~2% of a round on the H100), and
+    # in bf16 the update's replayed log-probs drift ~1e-2 from the acting ones, which blurs the ratio and
+    # hides real replay bugs behind a looser tolerance.
+    bf16: bool = attrs.field(default=False, metadata=_help("autocast the policy network to bfloat16 on CUDA"))
 
     # ----------------------------------------------------------------------------------- diagnostics
-    #: Warn when a head's conditional normalised entropy falls below its threshold (head -> value).
     entropy_warn: dict[str, float] = attrs.field(
-        factory=_default_entropy_warn, converter=_over(_default_entropy_warn), validator=head_table(_non_negative, "a number >= 0")
+        factory=_default_entropy_warn, converter=_over(_default_entropy_warn),
+        validator=head_table(_non_negative, "a number >= 0"),
+        metadata=_help("warn when a head's conditional normalised entropy falls below its threshold (head -> value)"),
     )
-    #: Warn / critical when a head's ratio (max, or 1/min) passes these.
-    ratio_warn: float = attrs.field(default=3.0, validator=above(1.0))
-    ratio_critical: float = attrs.field(default=10.0, validator=above(1.0))
-    #: A head whose ratio stays within [1 - band, 1 + band] on every decision did not change: warn.
-    unchanged_band: float = attrs.field(default=0.01, validator=at_least(0.0))
-    #: Warn when the pre-clip gradient norm exceeds this multiple of ``max_grad_norm`` (constant clipping).
-    grad_clip_warn_factor: float = attrs.field(default=10.0, validator=above(1.0))
-    #: Warn when a clamped observation feature sits at its bound on more than this fraction of steps.
-    saturation_warn: float = attrs.field(default=0.5, validator=within(0.0, 1.0))
+    ratio_warn: float = attrs.field(
+        default=3.0, validator=above(1.0), metadata=_help("warn when a head's ratio (max, or 1/min) passes this")
+    )
+    ratio_critical: float = attrs.field(
+        default=10.0, validator=above(1.0), metadata=_help("critical warning when a head's ratio (max, or 1/min) passes this")
+    )
+    unchanged_band: float = attrs.field(
+        default=0.01, validator=at_least(0.0),
+        metadata=_help("a head whose ratio stays within [1 - band, 1 + band] on every decision did not change: warn"),
+    )
+    grad_clip_warn_factor: float = attrs.field(
+        default=10.0, validator=above(1.0),
+        metadata=_help("warn when the pre-clip gradient norm exceeds this multiple of max_grad_norm (constant clipping)"),
+    )
+    saturation_warn: float = attrs.field(
+        default=0.5, validator=within(0.0, 1.0),
+        metadata=_help("warn when a clamped observation feature sits at its bound on more than this fraction of steps"),
+    )

@@ -35,9 +35,9 @@ from esper_core.ops import Op
 from esper_core.plugins import load_registry
 from esper_core.records import DecodedAction
 from esper_core.run.env import autocast_context
-from esper_core.run.progress import Progress
 from esper_core.run.runner import Runner
 from esper_core.run.widen import env_major, split_envs
+from run_throughput import StepClock, _sync  # beside this script: one step clock for both benchmarks
 
 #: A CPU smoke test: seconds, not minutes.
 TINY: dict[str, Any] = {
@@ -46,11 +46,6 @@ TINY: dict[str, Any] = {
     "run": {"episode_length": 2},
     "policy": {"options": {"feature_dim": 32, "lstm_dim": 32}},
 }
-
-
-def _sync(device: torch.device) -> None:
-    if device.type == "cuda":
-        torch.cuda.synchronize(device)
 
 
 def _config(host: str, envs: int, fused: str, device: str, samples: int, extra: dict[str, Any]) -> Any:
@@ -150,22 +145,8 @@ def _plain_rate(runner: Runner, epochs: int) -> float:
     return env.train_samples * len(times) / sum(times)
 
 
-class _Quiet(Progress):
-    """Silent; records when each runner step (one env step in every env) ends."""
-
-    def __init__(self) -> None:
-        super().__init__(quiet=True)
-        self.times: list[float] = []
-
-    def step(self, *args: Any, **kwargs: Any) -> None:
-        self.times.append(time.perf_counter())
-
-    def notice(self, text: str) -> None:
-        pass
-
-
 def _end_to_end(config: Any, registry: Any, seconds: float) -> dict[str, Any]:
-    progress = _Quiet()
+    progress = StepClock()
     runner = Runner.build(config, registry, progress=progress)
     update_time = [0.0]
     update = runner.policy.update
@@ -227,7 +208,7 @@ def main(hosts: str, env_counts: str, device: str, samples: int, epochs: int, en
         long_enough = deep_merge(extra, {"run": {"episode_length": epochs + 1}})  # every timed epoch in one episode
         for n in (int(e) for e in env_counts.split(",")):
             row: dict[str, Any] = {}
-            interleaved = Runner.build(_config(host, n, "off", device, samples, long_enough), registry, progress=_Quiet())
+            interleaved = Runner.build(_config(host, n, "off", device, samples, long_enough), registry, progress=StepClock())
             row["interleaved_images_per_s"] = _epoch_rate(interleaved, epochs)
             if "plain_images_per_s" not in rows:
                 rows["plain_images_per_s"] = _plain_rate(interleaved, epochs)
@@ -235,7 +216,7 @@ def main(hosts: str, env_counts: str, device: str, samples: int, epochs: int, en
             if device.startswith("cuda"):
                 torch.cuda.empty_cache()
                 torch.cuda.reset_peak_memory_stats()
-            fused = Runner.build(_config(host, n, "on", device, samples, long_enough), registry, progress=_Quiet())
+            fused = Runner.build(_config(host, n, "on", device, samples, long_enough), registry, progress=StepClock())
             row["fused_images_per_s"] = _epoch_rate(fused, epochs)
             if device.startswith("cuda"):
                 row["fused_peak_memory_per_env_mib"] = torch.cuda.max_memory_allocated() / n / 2**20

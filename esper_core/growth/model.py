@@ -348,6 +348,24 @@ class MorphogeneticModel(nn.Module):
         self._grad_ratio_sum += stacked
         self._grad_ratio_batches += 1
 
+    def grad_norm_sources(self) -> tuple[list[nn.Parameter], list[list[nn.Parameter]]]:
+        """What ``record_grad_norms`` reads, for a fused group doing it for many envs at once: the host
+        parameters that are this model's own (fossilized seeds; the base host's gradients live in the
+        group's wide host) and, per slot, its live seed's parameters (empty for a slot without one)."""
+        fossils = [p for g in self.optimizer.host.param_groups[1:] for p in g["params"]]
+        seeds = [s.seed_parameters() if s.stage in LIVE_SEED_STAGES and s.has_seed else [] for s in self.slots.values()]
+        return fossils, seeds
+
+    def add_grad_ratios(self, ratio_sum: torch.Tensor, batches: int) -> None:
+        """Add ``batches`` steps' summed seed/host gradient-norm ratios (``[slots]``) measured by a fused
+        group, exactly as that many ``record_grad_norms`` calls would have."""
+        if batches == 0:
+            return
+        if self._grad_ratio_sum is None or self._grad_ratio_sum.device != ratio_sum.device:
+            self._grad_ratio_sum = torch.zeros_like(ratio_sum)
+        self._grad_ratio_sum += ratio_sum
+        self._grad_ratio_batches += batches
+
     def _close_grad_norm_epoch(self) -> None:
         if self._grad_ratio_sum is None or self._grad_ratio_batches == 0:
             self._epoch_grad_ratio = None

@@ -114,21 +114,13 @@ class GrowthOptimizer:
         for optimizer in self._seeds.values():
             optimizer.step()
 
-    def zero_grad_own(self) -> None:
-        """``zero_grad`` for all but the base host group, which a fused group's wide optimiser owns."""
-        if len(self._host.param_groups) > 1:
-            self._host.zero_grad(set_to_none=True)
-        for optimizer in self._seeds.values():
-            optimizer.zero_grad(set_to_none=True)
-
-    def step_own(self) -> None:
-        """``step`` for the seeds and fossilized seeds only: in a fused group the base host's parameters
-        have no gradient of their own (the wide ones do), so the host optimiser runs only when fossil
-        groups give it something to do (it skips gradient-less parameters)."""
-        if len(self._host.param_groups) > 1:
-            self._host.step()
-        for optimizer in self._seeds.values():
-            optimizer.step()
+    def own_groups(self) -> list[tuple[dict[str, Any], dict[Any, Any]]]:
+        """Every param group but the base host's (fossilized seeds, then live seeds), each with the state
+        dict that holds its momentum: what a fused group steps for its envs at once (``run.own_step``),
+        since its wide optimiser steps the base hosts."""
+        groups: list[tuple[dict[str, Any], dict[Any, Any]]] = [(g, self._host.state) for g in self._host.param_groups[1:]]
+        groups += [(g, optimizer.state) for optimizer in self._seeds.values() for g in optimizer.param_groups]
+        return groups
 
     # ------------------------------------------------------------------------------------ checkpointing
     def layout(self) -> dict[str, Any]:

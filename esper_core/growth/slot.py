@@ -120,8 +120,11 @@ class SeedSlot(nn.Module):
         ``seed_input(h)``, here or by a fused group for several envs at once)."""
         if self.stage == S.TRAINING:
             return isolated_seed_output(h, s, self.proximal)
-        alpha = self.alpha if self._alpha_override is None else self._alpha_override
-        return self.blend(h, s, alpha)
+        return self.blend(h, s, self.blend_alpha())
+
+    def blend_alpha(self) -> torch.Tensor:
+        """The alpha the blend uses now: the 0-dim buffer, or the per-sample override inside ``alpha_override``."""
+        return self.alpha if self._alpha_override is None else self._alpha_override
 
     def passes_through(self) -> bool:
         """Whether ``forward`` returns its input unchanged right now, so a caller may skip it: no seed, a

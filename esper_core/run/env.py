@@ -25,7 +25,7 @@ from __future__ import annotations
 
 import contextlib
 import math
-from typing import Any, Iterator, Mapping
+from typing import Any, Callable, Iterator, Mapping
 
 import attrs
 import torch
@@ -34,7 +34,7 @@ import torch.nn.functional as F
 from esper_core.config.sections import EsperConfig
 from esper_core.growth.counterfactual import SlotContribution, contributions
 from esper_core.data import epoch_batches
-from esper_core.run.faults import check_fault_streak, recover, take_snapshot
+from esper_core.run.faults import SharedSnapshot, check_fault_streak, recover, take_snapshot
 from esper_core.run.quarantine import PluginQuarantine
 from esper_core.run.seeding import derived_seed, forked_rng
 from esper_core.growth.lifecycle import LifecycleError
@@ -150,6 +150,8 @@ class MorphogenesisEnv:
         self.episode = -1
         self.model: MorphogeneticModel | None = None
         self._pending: dict[str, Any] | None = None
+        # Set by a fused group: its copy of the wide tensors, which this env's fault snapshots view.
+        self.shared_snapshot: Callable[[], SharedSnapshot] | None = None
         self._observation: EnvObservation | None = None
         self.stats = EpisodeStats()
 
@@ -280,7 +282,7 @@ class MorphogenesisEnv:
             "action": action,
             "transitions": list(transitions),
             "refused": refused,
-            "snapshot": take_snapshot(model),
+            "snapshot": take_snapshot(model, None if self.shared_snapshot is None else self.shared_snapshot()),
             "batches": epoch_batches(
                 self.data.train_x.shape[0], batch, self._generator, self.device, samples=total,
                 # BatchNorm cannot train on a final batch of one sample.
@@ -342,15 +344,6 @@ class MorphogenesisEnv:
             pending["loss_sum"] += loss.detach() * y.shape[0]
             pending["correct"] += (logits.argmax(dim=1) == y).sum()
         pending["seen"] += int(y.shape[0])
-
-    def step_own_parameters(self, outside_sq: torch.Tensor | None) -> None:
-        """In a fused group, after the shared backward and the wide step: this env's gradient bookkeeping
-        (``outside_sq``: its base host's squared gradient norm, see ``record_grad_norms``) and the step of
-        what is only its own (seeds, fossilized seeds)."""
-        model = self._require_model()
-        if outside_sq is not None:
-            model.record_grad_norms(outside_sq)
-        model.optimizer.step_own()
 
     def add_train_totals(self, loss_sum: torch.Tensor, correct: torch.Tensor, seen: int) -> None:
         """A fused group's running numbers for this env's epoch (device tensors, no sync)."""

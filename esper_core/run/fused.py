@@ -28,9 +28,11 @@ import torch.nn.functional as F
 from torch import nn
 
 from esper_core.growth.counterfactual import SlotContribution, measured_slots
-from esper_core.growth.slot import SeedSlot
+from esper_core.growth.slot import SeedSlot, isolated_seed_output
 from esper_core.stages import SeedStage
 from esper_core.run.env import MorphogenesisEnv, autocast_context
+from esper_core.run.faults import SharedSnapshot
+from esper_core.run.own_step import OwnStep
 from esper_core.run.widen import GradBinding, NotWidenable, env_major, split_envs, widen, widened_mismatch
 
 
@@ -83,8 +85,7 @@ class FusedSlot(nn.Module):
                 continue
             group.wide.train(slots[members[0]].training)
             seed_out = split_envs(group.wide(env_major([slots[e].seed_input(blocks[:, e]) for e in members])), len(members))
-            for j, e in enumerate(members):
-                outs[e] = slots[e].combine(blocks[:, e], seed_out[:, j])
+            _combine_members(slots, members, blocks, seed_out, outs)
             used.append(group)
         if torch.is_grad_enabled():
             self.__dict__["used"] = used
@@ -127,6 +128,48 @@ class FusedSlot(nn.Module):
                 binding.bind()
 
 
+def _combine_members(
+    slots: Sequence[SeedSlot], members: list[int], blocks: torch.Tensor, seed_out: torch.Tensor, outs: list[torch.Tensor]
+) -> None:
+    """Each member env's slot output (``outs[e]``) from its host block and its seed's output
+    (``seed_out[:, j]``), in as few calls as the slots allow: isolated seeds in one
+    ``isolated_seed_output`` (its proximal pull is per element, so it is scaled by the member count), and
+    blended seeds whose blend style holds no tensors in one call per style, envs stacked along the batch
+    with each env's alpha per sample (blend styles already take per-sample alphas and treat samples
+    independently, see ``SeedSlot.alpha_override``). Others combine env by env."""
+    first = slots[members[0]]
+    if len(members) > 1 and first.stage == SeedStage.TRAINING and all(slots[e].proximal == first.proximal for e in members):
+        host = env_major([blocks[:, e] for e in members])
+        combined = split_envs(isolated_seed_output(host, env_major(seed_out.unbind(1)), first.proximal * len(members)), len(members))
+        for j, e in enumerate(members):
+            outs[e] = combined[:, j]
+        return
+    by_style: dict[str, list[int]] = {}
+    for j, e in enumerate(members):
+        slot = slots[e]
+        if slot.stage == SeedStage.TRAINING or _holds_tensors(slot.blend):
+            outs[e] = slot.combine(blocks[:, e], seed_out[:, j])
+        else:
+            by_style.setdefault(str(slot.style), []).append(j)
+    for positions in by_style.values():
+        if len(positions) == 1:
+            j = positions[0]
+            outs[members[j]] = slots[members[j]].combine(blocks[:, members[j]], seed_out[:, j])
+            continue
+        envs = [members[j] for j in positions]
+        batch = blocks.shape[0]
+        host = torch.cat([blocks[:, e] for e in envs])  # [m*B, C, H, W], env after env
+        seed = torch.cat([seed_out[:, j] for j in positions])
+        alpha = torch.cat([slots[e].blend_alpha().expand(batch) for e in envs])
+        combined = slots[envs[0]].blend(host, seed, alpha)
+        for i, e in enumerate(envs):
+            outs[e] = combined[i * batch : (i + 1) * batch]
+
+
+def _holds_tensors(module: nn.Module | None) -> bool:
+    return module is None or any(True for _ in module.parameters()) or any(True for _ in module.buffers())
+
+
 #: The SGD settings a wide optimiser copies from an env's host param group.
 _SGD_SETTINGS = ("lr", "momentum", "dampening", "weight_decay", "nesterov", "maximize")
 
@@ -150,6 +193,7 @@ class FusedEnvGroup:
         self.optimizer: torch.optim.SGD | None = None
         self.fused_slots: list[FusedSlot] = []
         self.unfusable: str | None = None  # why this group trains one env after another (None: it fuses)
+        self._snapshot: SharedSnapshot | None = None  # this epoch's copy of the wide tensors
 
     @property
     def fused(self) -> bool:
@@ -158,7 +202,9 @@ class FusedEnvGroup:
     def rebuild(self) -> None:
         """After every env's ``reset`` (fresh hosts): one wide host whose tensors the envs' hosts view,
         and one SGD over it with the envs' host hyperparameters."""
-        self.wide, self.bindings, self.optimizer = None, [], None
+        self.wide, self.bindings, self.optimizer, self._snapshot = None, [], None, None
+        for env in self.envs:
+            env.shared_snapshot = None
         if self.unfusable is not None:
             return
         hosts = [env._require_model().host for env in self.envs]
@@ -183,6 +229,19 @@ class FusedEnvGroup:
             for binding in bindings:
                 self.optimizer.state[binding.wide]["momentum_buffer"] = torch.zeros_like(binding.wide)
             self._link_momentum()
+        for env in self.envs:
+            env.shared_snapshot = self.shared_snapshot
+
+    def shared_snapshot(self) -> SharedSnapshot:
+        """This epoch's copy of the wide host's tensors and momentum, taken at the first env's
+        ``begin_step``; the envs' fault snapshots of their host tensors are views into it. Actions
+        never write the base host's tensors, so one copy serves every env's snapshot of the epoch."""
+        if self._snapshot is None:
+            assert self.wide is not None and self.optimizer is not None
+            tensors = [*self.wide.parameters(), *self.wide.buffers()]
+            tensors += [state["momentum_buffer"] for state in self.optimizer.state.values() if "momentum_buffer" in state]
+            self._snapshot = SharedSnapshot(tensors)
+        return self._snapshot
 
     def _link_momentum(self) -> None:
         """Each env's host momentum buffers become views of the wide ones. A buffer that is no longer the
@@ -215,6 +274,7 @@ class FusedEnvGroup:
         if "momentum_buffer" in optimizer.state.get(self.bindings[0].wide, {}):
             self._link_momentum()
         wide.train()
+        own = OwnStep([env._require_model() for env in envs], self.device)
         n = len(envs)
         loss_sums = torch.zeros(n, device=self.device)
         correct = torch.zeros(n, dtype=torch.long, device=self.device)
@@ -229,22 +289,22 @@ class FusedEnvGroup:
                 per_sample = F.cross_entropy(logits.float().reshape(-1, logits.shape[-1]), y.reshape(-1), reduction="none")
                 losses = per_sample.view(y.shape).mean(dim=0)  # [E]: each env's own mean loss
             optimizer.zero_grad(set_to_none=True)
-            for env in envs:
-                env._require_model().optimizer.zero_grad_own()
+            own.zero_grad()
             for slot in self.fused_slots:
                 slot.drop_grads()
             losses.sum().backward()
             for slot in self.fused_slots:
                 slot.bind_grads()
-            seeded = [env._require_model().has_live_seeds() for env in envs]
-            outside = self._host_grad_norms_sq() if any(seeded) else None
+            if own.live:
+                own.record_grad_norms(self._host_grad_norms_sq())
             optimizer.step()
-            for e, env in enumerate(envs):
-                env.step_own_parameters(outside[e] if outside is not None and seeded[e] else None)
+            own.step()
             with torch.no_grad():
                 loss_sums += losses.detach() * y.shape[0]
                 correct += (logits.argmax(dim=-1) == y).sum(dim=0)
             seen += int(y.shape[0])
+        own.finish_epoch()
+        self._snapshot = None  # the next epoch's snapshots copy the wide tensors afresh
         for e, env in enumerate(envs):
             env.add_train_totals(loss_sums[e], correct[e], seen)
 

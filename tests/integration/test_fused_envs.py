@@ -25,6 +25,9 @@ from esper_core.rl.sampling import sample_actions
 from esper_core.run.rundir import RunDir
 from esper_core.run.runner import Runner
 from esper_core.run.telemetry import read_jsonl
+from esper_core.config.loading import deep_merge
+from support.run_configs import BUSY_HEURISTIC
+from support.run_fakes import NAN
 from esper_core.specs import HostSpec
 
 TOLERANCE = 1e-4
@@ -96,10 +99,14 @@ class TestPlugin:
     def esper_hosts(self) -> list[HostSpec]:
         return [HostSpec(name="mixing", description="mixes channels", factory=ChannelMixingHost, topology="cnn")]
 
+    @hookimpl
+    def esper_blueprints(self) -> list[Any]:
+        return [NAN]
 
-def _run(tmp_path, fused: str, host: str = "resnet_impaired", envs: int = 3, rounds: int = 2):
+
+def _run(tmp_path, fused: str, host: str = "resnet_impaired", envs: int = 3, rounds: int = 2, **changes: Any):
     config = load_config(
-        overrides={
+        overrides=deep_merge({
             "task": {"name": "synthetic", "options": {"train_size": 256, "val_size": 96, "test_size": 32}},
             "training": {"epoch_samples": 96, "batch_size": 32, "val_samples": 96, "eval_batch_size": 96},
             "run": {"episode_length": 8, "envs": envs, "rounds": rounds, "seed": 1},
@@ -108,7 +115,7 @@ def _run(tmp_path, fused: str, host: str = "resnet_impaired", envs: int = 3, rou
             "host": {"name": host},
             "policy": {"name": "walker"},
             "device": {"device": "cpu", "threads": 1, "fused": fused},
-        },
+        }, changes),
         cuda_available=False,
     )
     notices: list[str] = []
@@ -143,14 +150,7 @@ def _floats_and_rest(value: Any, floats: list[float]) -> Any:
     return value
 
 
-@pytest.mark.slow
-def test_a_fused_group_reproduces_its_envs_run_one_by_one(tmp_path) -> None:
-    plain_runner, plain, _ = _run(tmp_path, "off")
-    fused_runner, fused, notices = _run(tmp_path, "on")
-    assert plain_runner.groups == [] and [g.fused for g in fused_runner.groups] == [True] and not notices
-    reached = Counter(e["to_stage"] for e in plain if e["type"] == "seed_transition")
-    for stage in ("GERMINATED", "TRAINING", "BLENDING", "HOLDING", "FOSSILIZED", "PRUNED"):
-        assert reached[stage] > 0, (stage, reached)
+def _assert_same_events(plain: list[dict[str, Any]], fused: list[dict[str, Any]]) -> None:
     assert len(plain) == len(fused)
     worst = 0.0
     for a, b in zip(plain, fused):
@@ -159,6 +159,35 @@ def test_a_fused_group_reproduces_its_envs_run_one_by_one(tmp_path) -> None:
         assert _floats_and_rest(a, floats_a) == _floats_and_rest(b, floats_b), (a, b)
         worst = max([worst, *(abs(x - y) for x, y in zip(floats_a, floats_b))])
     assert worst <= TOLERANCE, worst
+
+
+@pytest.mark.slow
+def test_a_fused_group_reproduces_its_envs_run_one_by_one(tmp_path) -> None:
+    plain_runner, plain, _ = _run(tmp_path, "off")
+    fused_runner, fused, notices = _run(tmp_path, "on")
+    assert plain_runner.groups == [] and [g.fused for g in fused_runner.groups] == [True] and not notices
+    reached = Counter(e["to_stage"] for e in plain if e["type"] == "seed_transition")
+    for stage in ("GERMINATED", "TRAINING", "BLENDING", "HOLDING", "FOSSILIZED", "PRUNED"):
+        assert reached[stage] > 0, (stage, reached)
+    _assert_same_events(plain, fused)
+
+
+@pytest.mark.slow
+def test_a_fault_in_a_fused_group_rolls_its_env_back_as_it_would_alone(tmp_path) -> None:
+    """A seed that turns the loss NaN once blended: the env's rollback (its host tensors are views of the
+    wide host, its snapshot views of the group's copy) and its prune match the same envs run one by one,
+    and the other envs' hosts are untouched by the NaN."""
+    changes = {
+        "policy": {"name": "heuristic", "options": BUSY_HEURISTIC},
+        "actions": {"blueprints": ["nan_seed", "conv_light"]},
+        "run": {"episode_length": 6},
+    }
+    _, plain, _ = _run(tmp_path, "off", rounds=1, **changes)
+    fused_runner, fused, _ = _run(tmp_path, "on", rounds=1, **changes)
+    assert [g.fused for g in fused_runner.groups] == [True]
+    faults = [e for e in plain if e["type"] == "fault"]
+    assert faults and {f["env"] for f in faults} != {0, 1, 2}, faults  # some envs never fault
+    _assert_same_events(plain, fused)
 
 
 def test_a_host_that_mixes_channels_is_not_fused_and_trains_as_before(tmp_path) -> None:

@@ -43,7 +43,10 @@ class _Silent(Progress):
 @click.option("--fused", type=click.Choice(["auto", "on", "off"]), default="auto", show_default=True)
 @click.option("--device", default="auto", show_default=True)
 @click.option("--top", type=int, default=40, show_default=True)
-def main(host: str, envs: int, rounds: int, episode_length: int, samples: int, fused: str, device: str, top: int) -> None:
+@click.option("--kernels", is_flag=True, help="Profile device kernels (torch.profiler) instead of Python (cProfile).")
+def main(
+    host: str, envs: int, rounds: int, episode_length: int, samples: int, fused: str, device: str, top: int, kernels: bool
+) -> None:
     config = load_config(
         overrides={
             "task": {"name": "synthetic"},
@@ -55,6 +58,9 @@ def main(host: str, envs: int, rounds: int, episode_length: int, samples: int, f
     )
     runner = Runner.build(config, load_registry(), progress=_Silent())
     runner.run(1)  # warm-up: allocator, cuDNN autotuning, first germinations
+    if kernels:
+        _profile_kernels(runner, rounds, top)
+        return
     profile = cProfile.Profile()
     started = time.perf_counter()
     profile.enable()
@@ -67,6 +73,23 @@ def main(host: str, envs: int, rounds: int, episode_length: int, samples: int, f
     out = io.StringIO()
     pstats.Stats(profile, stream=out).sort_stats("cumulative").print_stats(top)
     print(out.getvalue())
+
+
+def _profile_kernels(runner: Runner, rounds: int, top: int) -> None:
+    """Which operators the device spends its time in (self time, so nothing is counted twice)."""
+    import torch
+    from torch.profiler import ProfilerActivity, profile
+
+    activities = [ProfilerActivity.CPU] + ([ProfilerActivity.CUDA] if torch.cuda.is_available() else [])
+    with profile(activities=activities) as prof:
+        runner.run(rounds)
+    averages = prof.key_averages()
+    for key in ("self_device_time_total", "self_cuda_time_total", "self_cpu_time_total"):
+        try:
+            print(averages.table(sort_by=key, row_limit=top))
+            return
+        except (AttributeError, KeyError, ValueError):
+            continue
 
 
 if __name__ == "__main__":

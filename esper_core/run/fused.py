@@ -27,7 +27,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from esper_core.growth.counterfactual import SlotContribution, measured_slots
+from esper_core.growth.counterfactual import SlotContribution, growth_switched_off, measured_slots
 from esper_core.growth.slot import SeedSlot, isolated_seed_output
 from esper_core.stages import SeedStage
 from esper_core.run.env import MorphogenesisEnv, autocast_context
@@ -345,9 +345,7 @@ class FusedEnvGroup:
             raise RuntimeError("a fused validation on a group that does not fuse; validate its envs one by one")
         n, env = len(envs), envs[0]
         models = [e._require_model() for e in envs]
-        modes = [m.training for m in models]
-        for model in models:
-            model.eval()  # the seeds' own modules (the wide host's are shared through the envs' hosts)
+        modes = _slots_to_eval(models)
         wide.eval()
         loss_sums = torch.zeros(n, device=self.device)
         correct = torch.zeros(n, dtype=torch.long, device=self.device)
@@ -364,8 +362,7 @@ class FusedEnvGroup:
                 loss_sums += per_sample.view(targets.shape).sum(dim=0)
                 correct += (logits.argmax(dim=-1) == targets).sum(dim=0)
         finally:
-            for model, mode in zip(models, modes):
-                model.train(mode)
+            _restore_modes(modes)
         return loss_sums, correct
 
     def launch_validation(self) -> None:
@@ -374,6 +371,23 @@ class FusedEnvGroup:
         for e, member in enumerate(self.envs):
             member.launch_validation((loss_sums[e], correct[e]))
         self._measure_contributions()
+        self._measure_without_growth()
+
+    def _measure_without_growth(self) -> None:
+        """For envs whose reward asks (``measures_growth``): validation with every grown seed at alpha 0, all
+        envs in one wide validation pass (``env._without_growth`` in the plain path; same samples, batches)."""
+        asking = [env.measures_growth for env in self.envs]
+        if not any(asking):
+            return
+        with contextlib.ExitStack() as stack:
+            switched = [stack.enter_context(growth_switched_off(env._require_model())) for env in self.envs]
+            if not any(switched):
+                counts = None
+            else:
+                counts = self._validate_all()[1].tolist()  # the group's one sync for the reference
+        for e, env in enumerate(self.envs):
+            if asking[e]:
+                env.set_accuracy_without_growth(counts[e] / env.val_count if counts and switched[e] else None)
 
     def open_episodes(self) -> None:
         """After every env's ``begin_episode`` and ``rebuild``: validate the untrained hosts (fused when the
@@ -404,9 +418,7 @@ class FusedEnvGroup:
             return
         n_envs, env = len(envs), envs[0]
         models = [e._require_model() for e in envs]
-        modes = [m.training for m in models]
-        for model in models:
-            model.eval()
+        modes = _slots_to_eval(models)
         wide.eval()
         hits = torch.zeros(passes, 2, n_envs, dtype=torch.long, device=self.device)
         size = env.config.training.eval_batch_size
@@ -429,8 +441,7 @@ class FusedEnvGroup:
                     right = logits.argmax(dim=-1) == torch.cat([yb, yb]).unsqueeze(1)
                     hits[k] += right.view(2, n, n_envs).sum(dim=1)
         finally:
-            for model, mode in zip(models, modes):
-                model.train(mode)
+            _restore_modes(modes)
         counts = hits.tolist()  # the group's one sync for the counterfactuals
         total = env.val_count
         for e, (member, slots) in enumerate(zip(envs, names)):
@@ -443,6 +454,22 @@ class FusedEnvGroup:
         n = len(self.envs)
         grads = [b.wide.grad for b in self.bindings if b.wide.grad is not None]
         return torch.stack([g.reshape(n, -1).float().pow(2).sum(dim=1) for g in grads]).sum(dim=0)
+
+
+def _slots_to_eval(models: Sequence[nn.Module]) -> list[tuple[nn.Module, bool]]:
+    """Eval mode for every env's slots (their seeds and blends), returning what to restore. Only the slots:
+    the envs' host modules never run in a fused group (the wide host does, set apart), and walking all of
+    them for every env took 5% of a fused round on an H100."""
+    slots = [slot for model in models for slot in model.slots.values()]  # type: ignore[attr-defined]
+    modes = [(slot, slot.training) for slot in slots]
+    for slot in slots:
+        slot.eval()
+    return modes
+
+
+def _restore_modes(modes: Sequence[tuple[nn.Module, bool]]) -> None:
+    for module, mode in modes:
+        module.train(mode)
 
 
 def fused_groups(

@@ -43,7 +43,7 @@ class _Silent(Progress):
 @click.option("--fused", type=click.Choice(["auto", "on", "off"]), default="auto", show_default=True)
 @click.option("--device", default="auto", show_default=True)
 @click.option("--top", type=int, default=40, show_default=True)
-@click.option("--kernels", is_flag=True, help="Profile device kernels (torch.profiler) instead of Python (cProfile).")
+@click.option("--kernels", is_flag=True, help="Profile device operators (torch.profiler) instead of Python; keep the round short (--episode-length 2 --samples 640): a full 32-env round takes minutes to trace.")
 def main(
     host: str, envs: int, rounds: int, episode_length: int, samples: int, fused: str, device: str, top: int, kernels: bool
 ) -> None:

@@ -24,6 +24,8 @@ from esper_core.plugins import ENV_DISABLE_AUTOLOAD, PluginRegistry, load_regist
 from esper_core.records import SlotPoint, TaskInfo
 
 CIFAR_LIKE = TaskInfo("cifar-like", in_channels=3, image_size=32, num_classes=10)
+#: What a host of a sequence topology is built for: bytes in 64-token windows (pysource's default).
+BYTES = TaskInfo("bytes", in_channels=1, image_size=64, num_classes=256, sequence_length=64)
 DEFAULT_OUT = Path(__file__).resolve().parents[1] / "docs" / "parameters.md"
 COMMAND = "python benchmarks/param_table.py"
 
@@ -39,6 +41,8 @@ def markdown_table(header: Sequence[str], rows: Iterable[Sequence[Any]], align: 
 
 
 def slot_label(point: SlotPoint) -> str:
+    if point.sequence:
+        return f"{point.name} ({point.spatial} positions x {point.channels})"
     return f"{point.name} ({point.channels}x{point.spatial}x{point.spatial})"
 
 
@@ -46,7 +50,7 @@ def build_hosts(registry: PluginRegistry, info: TaskInfo) -> dict[str, nn.Module
     hosts = {}
     for name, spec in registry.specs("host").items():
         torch.manual_seed(0)
-        hosts[name] = spec.factory(spec.options_type(), info)
+        hosts[name] = spec.factory(spec.options_type(), info if spec.topology == "cnn" else BYTES)
     return hosts
 
 
@@ -77,6 +81,8 @@ def blueprint_section(registry: PluginRegistry, name: str, host: nn.Module) -> l
             cells.append(f"{params:,} ({100 * params / host_params:.1f}%)")
         rows.append((f"`{blueprint}`", *cells))
     for style, spec in registry.specs("blend_style").items():
+        if spec.topologies is not None and host.topology not in spec.topologies:
+            continue
         cells = [f"{count(spec.factory(p.channels)):,}" for p in points]
         if any(cell != "0" for cell in cells):
             rows.append((f"+ blend `{style}`", *cells))
@@ -91,7 +97,7 @@ def render(registry: PluginRegistry, info: TaskInfo = CIFAR_LIKE) -> str:
         "# Parameter counts",
         "",
         f"Task shape: {info.in_channels}x{info.image_size}x{info.image_size} inputs, {info.num_classes} classes "
-        "(CIFAR-like); every host with its default options. Regenerate with "
+        "(CIFAR-like; transformer hosts: 64-byte windows, 256 tokens); every host with its default options. Regenerate with "
         f"`{COMMAND}` (`--check` tells whether this file is current).",
         "",
         "## Hosts",

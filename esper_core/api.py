@@ -38,6 +38,7 @@ from esper_core.events import (
     EvalStarted,
     Event,
     FaultRecovered,
+    GroupRestarted,
     PluginDisabled,
     ReportWritten,
     PolicyWarning,
@@ -64,6 +65,7 @@ from esper_core.records import (
     StageTransition,
     TaskData,
     TaskInfo,
+    TaskMetric,
 )
 from esper_core.specs import (
     BlendStyleSpec,
@@ -134,6 +136,7 @@ __all__ = [
     "EvalStarted",
     "Event",
     "FaultRecovered",
+    "GroupRestarted",
     "PluginDisabled",
     "ReportWritten",
     "Host",
@@ -166,6 +169,7 @@ __all__ = [
     "Task",
     "TaskData",
     "TaskInfo",
+    "TaskMetric",
     "TaskSpec",
     "above",
     "assert_blueprint_contract",

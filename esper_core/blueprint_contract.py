@@ -23,7 +23,7 @@ from typing import Sequence
 import torch
 from torch import nn
 
-from esper_core.host_contract import host_contract_problems
+from esper_core.host_contract import example_input, host_contract_problems
 from esper_core.records import SlotPoint, TaskInfo
 from esper_core.specs import BlueprintSpec
 
@@ -150,10 +150,10 @@ def _germination_problems(spec: BlueprintSpec, host: nn.Module, info: TaskInfo, 
     if not spec.supports(topology):
         return [f"it does not support the host's topology {topology!r} (it supports {sorted(spec.topologies)})"]
     problems = []
-    x = torch.randn(BATCH, info.in_channels, info.image_size, info.image_size, generator=generator)
+    x = example_input(info, BATCH, generator)
     device = next(host.parameters()).device
     dtype = next(host.parameters()).dtype
-    x = x.to(device=device, dtype=dtype)
+    x = x.to(device=device, dtype=dtype if x.is_floating_point() else x.dtype)
     original = host
     for point in original.slot_points():
         where = f"germinated into slot {point.name!r} ({_where(point.channels, point.spatial)})"

@@ -234,6 +234,19 @@ class RunInterrupted(Event):
 
 
 @attrs.frozen(kw_only=True)
+class GroupRestarted(Event):
+    """Workers holding env groups died mid-round (a Ray actor, ``--backend ray``): they were replaced and
+    the round is played again from its start, events and metrics cut back to it. The replay gives the
+    results the round would have given; only this event tells it happened."""
+
+    type: ClassVar[str] = "group_restarted"
+    round: int = described("the round being replayed, from 0")
+    units: tuple[int, ...] = described("device units whose workers were restarted (in device-entry order, from 0)")
+    attempt: int = described("replays of this round so far, from 1")
+    reason: str = described("what was lost, in words")
+
+
+@attrs.frozen(kw_only=True)
 class RunEnded(Event):
     """The run stops (completed or interrupted); the last event of a run."""
 
@@ -310,6 +323,7 @@ EVENT_CLASSES: tuple[type[Event], ...] = (
     PolicyWarning,
     RoundEnded,
     RunInterrupted,
+    GroupRestarted,
     RunEnded,
     EvalStarted,
     EvalResult,
@@ -321,5 +335,8 @@ EVENT_CLASSES: tuple[type[Event], ...] = (
 #: ``policy`` section is whatever the policy's update reports).
 METRICS_TYPE = "metrics"
 
-#: Event types whose records hold wall-clock values (everything else is reproducible from the seed).
-WALL_CLOCK_EVENTS: frozenset[str] = frozenset({RunStarted.type, RunEnded.type, RunInterrupted.type})
+#: Event types whose records hold wall-clock values or tell of machine failures (everything else is
+#: reproducible from the seed).
+WALL_CLOCK_EVENTS: frozenset[str] = frozenset(
+    {RunStarted.type, RunEnded.type, RunInterrupted.type, GroupRestarted.type}
+)

@@ -78,30 +78,48 @@ def forward_problems(host: nn.Module, info: TaskInfo, batch: int = 2) -> list[st
     try:
         host.eval()
         device = next((p.device for p in host.parameters()), torch.device("cpu"))
-        x = torch.randn(batch, info.in_channels, info.image_size, info.image_size, device=device)
+        x = example_input(info, batch).to(device)
         with torch.no_grad():
             out = host(x)
     except Exception as error:  # noqa: BLE001 - reported, not hidden: the message carries the exception
-        return [f"forward on a [{batch}, {info.in_channels}, {info.image_size}, {info.image_size}] batch raised "
-                f"{type(error).__name__}: {error}"]
+        return [f"forward on a {list(example_shape(info, batch))} batch raised {type(error).__name__}: {error}"]
     finally:
         for handle in handles:
             handle.remove()
         host.train(was_training)
-    if not isinstance(out, torch.Tensor) or tuple(out.shape) != (batch, info.num_classes):
+    logits = (batch, info.num_classes) if info.sequence_length is None else (batch, info.num_classes, info.sequence_length)
+    if not isinstance(out, torch.Tensor) or tuple(out.shape) != logits:
         shape = tuple(out.shape) if isinstance(out, torch.Tensor) else type(out).__name__
-        problems.append(f"forward must return logits of shape ({batch}, num_classes={info.num_classes}); got {shape}")
+        wanted = f"({batch}, num_classes={info.num_classes})" if info.sequence_length is None else (
+            f"({batch}, num_classes={info.num_classes}, sequence_length={info.sequence_length})"
+        )
+        problems.append(f"forward must return logits of shape {wanted}; got {shape}")
     for point in host.slot_points():
         seen = calls.get(point.name, [])
-        expected = (batch, point.channels, point.spatial, point.spatial)
+        expected = (batch, *point.feature_shape)
         if len(seen) != 1:
             problems.append(f"forward must pass features through slots[{point.name!r}] exactly once; it did {len(seen)} time(s)")
         elif seen[0] != expected:
             problems.append(
-                f"slot {point.name!r} declares [B, {point.channels}, {point.spatial}, {point.spatial}] but forward "
+                f"slot {point.name!r} declares [B, {', '.join(map(str, point.feature_shape))}] but forward "
                 f"feeds it {list(seen[0])}"
             )
     return problems
+
+
+def example_shape(info: TaskInfo, batch: int) -> tuple[int, ...]:
+    """The shape of a batch of the task's inputs: images, or token sequences."""
+    if info.sequence_length is not None:
+        return (batch, info.sequence_length)
+    return (batch, info.in_channels, info.image_size, info.image_size)
+
+
+def example_input(info: TaskInfo, batch: int, generator: torch.Generator | None = None) -> torch.Tensor:
+    """A random batch shaped like the task's inputs as the host reads them: normalised images (float), or
+    token ids (int64 below ``num_classes``) for a sequence task."""
+    if info.sequence_length is not None:
+        return torch.randint(0, info.num_classes, example_shape(info, batch), generator=generator)
+    return torch.randn(example_shape(info, batch), generator=generator)
 
 
 def host_contract_problems(host: object, info: TaskInfo | None = None) -> list[str]:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 from typing import Any, Callable
 
 import attrs
@@ -11,14 +12,62 @@ from esper_core.ops import Op
 from esper_core.stages import SeedStage
 
 
+def _check_metric_range(instance: "TaskMetric", attribute: attrs.Attribute, value: float) -> None:
+    if not (math.isfinite(instance.worst) and math.isfinite(instance.best) and instance.worst != instance.best):
+        raise ValueError(f"TaskMetric {instance.name!r}: worst and best must be finite and differ; got {instance.worst}, {instance.best}")
+
+
+@attrs.frozen(kw_only=True)
+class TaskMetric:
+    """The number a task is judged by, declared by the task (``TaskInfo.metric``), and its *score*.
+
+    The core measures two things on every pass: the mean cross-entropy per target (``loss``, nats) and the
+    fraction of targets whose argmax is right (``accuracy``). The metric is one of them times ``scale``
+    (``from_loss``). Its score maps ``worst`` to 0 and ``best`` to 1, so it always rises as the network
+    improves: observations, plateaus, counterfactual contributions and rewards use the score (the
+    ``*_acc`` fields of ``EnvObservation``), whatever the metric's direction. For classification the
+    metric is accuracy and the score is accuracy itself, bit for bit.
+    """
+
+    name: str = "accuracy"
+    from_loss: bool = False
+    scale: float = 1.0
+    worst: float = 0.0
+    best: float = attrs.field(default=1.0, validator=_check_metric_range)
+
+    @property
+    def higher_is_better(self) -> bool:
+        return self.best > self.worst
+
+    def value(self, loss: float, accuracy: float) -> float:
+        """The metric from one pass's mean loss per target and accuracy."""
+        return self.scale * (loss if self.from_loss else accuracy)  # x 1.0 is exact: accuracy stays bit for bit
+
+    def score(self, value: float) -> float:
+        """``value`` on the higher-is-better scale: 0 at ``worst``, 1 at ``best``."""
+        return (value - self.worst) / (self.best - self.worst)
+
+    def value_of(self, score: float) -> float:
+        """The metric a score stands for (the inverse of ``score``)."""
+        return self.worst + score * (self.best - self.worst)
+
+
+#: What every classification task is judged by (the default).
+ACCURACY = TaskMetric()
+
+
 @attrs.frozen
 class TaskInfo:
-    """What a host needs to know about a task to build itself."""
+    """What a host needs to know about a task to build itself. Image tasks: inputs [B, in_channels,
+    image_size, image_size], ``num_classes`` labels. Sequence tasks (``sequence_length`` set): inputs are
+    [B, sequence_length] token ids below ``num_classes`` and targets one token per position."""
 
     name: str
     in_channels: int
     image_size: int
     num_classes: int
+    metric: TaskMetric = ACCURACY
+    sequence_length: int | None = None
 
 
 @attrs.frozen(kw_only=True, eq=False)
@@ -39,8 +88,13 @@ class TaskData:
     mean: tuple[float, ...]
     std: tuple[float, ...]
     augment: Callable[[torch.Tensor, torch.Generator | None], torch.Tensor]
+    #: Turns stored inputs into what the host reads, for inputs that are not uint8 images (e.g. token ids
+    #: to int64). None: images, normalised with ``mean`` and ``std``.
+    encode: Callable[[torch.Tensor], torch.Tensor] | None = None
 
     def normalise(self, x: torch.Tensor, dtype: torch.dtype = torch.float32) -> torch.Tensor:
+        if self.encode is not None:
+            return self.encode(x)
         mean = torch.tensor(self.mean, device=x.device, dtype=dtype).view(1, -1, 1, 1) * 255.0
         std = torch.tensor(self.std, device=x.device, dtype=dtype).view(1, -1, 1, 1) * 255.0
         return (x.to(dtype) - mean) / std
@@ -48,11 +102,18 @@ class TaskData:
 
 @attrs.frozen
 class SlotPoint:
-    """A place in a host where a seed can grow: features there are [B, channels, spatial, spatial]."""
+    """A place in a host where a seed can grow: features there are [B, channels, spatial, spatial], or for
+    a sequence host (``sequence``) [B, spatial, channels]: ``spatial`` positions of ``channels`` features."""
 
     name: str
     channels: int
     spatial: int
+    sequence: bool = False
+
+    @property
+    def feature_shape(self) -> tuple[int, ...]:
+        """The features' shape after the batch dimension."""
+        return (self.spatial, self.channels) if self.sequence else (self.channels, self.spatial, self.spatial)
 
 
 @attrs.frozen(kw_only=True)
@@ -99,6 +160,10 @@ class EnvObservation:
     #: germination, a factory that raised): the masks leave them out, so the policy cannot pick them again.
     disabled_blueprints: tuple[str, ...] = ()
     disabled_styles: tuple[str, ...] = ()
+    #: Validation accuracy of this same network with every seed it grew (fossils included) at alpha 0 at once,
+    #: on the same samples as ``val_acc``: a no-growth reference. Measured only for a reward that asks for it
+    #: (``measures_growth = True`` on the reward object); None when not measured.
+    val_acc_without_growth: float | None = None
 
 
 @attrs.frozen(kw_only=True)

@@ -82,6 +82,8 @@ class BlendStyleSpec:
     description: str
     formula: str
     factory: Callable[[int], "BlendStyle"]
+    #: Topologies whose features the style can blend; None: any (most styles are elementwise).
+    topologies: frozenset[str] | None = None
 
 
 @attrs.frozen(kw_only=True)

@@ -29,6 +29,7 @@ from esper_core.validators import SettingError
 from esper_core.run.progress import Progress, format_duration
 from esper_core.run.rundir import RunDir, default_run_name
 from esper_core.cli.access import check_contracts_if_strict, create_run_dir, open_run, start_or_discard
+from esper_core.run.backend import BACKENDS, choose_backend
 
 #: Exit code after a graceful Ctrl-C (the shell convention for SIGINT).
 EXIT_INTERRUPTED = 130
@@ -142,6 +143,20 @@ def with_observers(config: EsperConfig, names: list[str] | None, none: bool) -> 
         raise ConfigUsageError(f"--observer: {error.reason}") from None
 
 
+def backend_options(command: Any) -> Any:
+    """``--backend`` and ``--ray-address``: where the envs run. Not part of the run's configuration: a run
+    gives the same results on every backend, so a run started on Ray may be resumed locally and back."""
+    command = click.option(
+        "--ray-address", default=None, metavar="ADDRESS",
+        help="Ray cluster to join (e.g. ray://head:10001 or auto); default: start a local one. Needs --backend ray.",
+    )(command)
+    return click.option(
+        "--backend", type=click.Choice(BACKENDS), default="local", show_default=True,
+        help="Where env groups run: this process (one thread per device) or Ray actors (pip install "
+        "'esper-grow[ray]'; docs/cluster.md).",
+    )(command)
+
+
 def open_latest(
     run_dir: str, command: str = "esper", data_dir: str | None = None, *, writes_run_dir: bool = True
 ) -> tuple[RunDir, Path, dict[str, Any]]:
@@ -161,9 +176,11 @@ def open_latest(
               help="Switch on an observer plugin, e.g. tensorboard or wandb (repeatable or comma-separated; "
               "replaces observers.enabled). They write under the run directory. [observers.enabled]")
 @click.option("--quiet", "-q", is_flag=True, help="Only notices and the final summary.")
+@backend_options
 @click.pass_context
 def run_command(ctx: click.Context, devices: str | None, blueprints: str | None, download: bool | None,
-                observers: tuple[str, ...], quiet: bool, **params: Any) -> None:
+                observers: tuple[str, ...], quiet: bool, backend: str, ray_address: str | None,
+                **params: Any) -> None:
     """Grow hosts under a policy: rounds of one episode per env, then a policy update.
 
     Writes runs/NAME/ (config.json, events.jsonl, metrics.jsonl, checkpoints/, summary.json).
@@ -178,7 +195,7 @@ def run_command(ctx: click.Context, devices: str | None, blueprints: str | None,
     registry = registry_for(ctx)
     progress = Progress(quiet=quiet)
     try:
-        runner = Runner.build(config, registry, progress=progress)
+        runner = Runner.build(config, registry, progress=progress, backend=choose_backend(backend, ray_address))
         name = config.run.name or default_run_name(config.host.name, config.policy.name)
         check_contracts_if_strict(ctx, runner.parts)
         run = create_run_dir(config.run.run_dir, name, f"esper run {name}")
@@ -209,10 +226,11 @@ def run_command(ctx: click.Context, devices: str | None, blueprints: str | None,
 @click.option("--no-observers", is_flag=True, help="Switch every observer off for this session.")
 @click.option("--data-dir", default=None, help=DATA_DIR_HELP)
 @click.option("--quiet", "-q", is_flag=True, help="Only notices and the final summary.")
+@backend_options
 @click.pass_context
 def resume_command(
     ctx: click.Context, run_dir: str, rounds: int | None, observers: tuple[str, ...], no_observers: bool,
-    data_dir: str | None, quiet: bool,
+    data_dir: str | None, quiet: bool, backend: str, ray_address: str | None,
 ) -> None:
     """Continue a run from its latest checkpoint, exactly where it stopped.
 
@@ -231,7 +249,7 @@ def resume_command(
             progress.notice(f"{run.root}: {done} of {config.run.rounds} planned round(s) done; pass --rounds N to go on")
             return
         config = extended_plan(config, done + todo)
-        runner = Runner.build(config, registry_for(ctx), progress=progress)
+        runner = Runner.build(config, registry_for(ctx), progress=progress, backend=choose_backend(backend, ray_address))
         check_contracts_if_strict(ctx, runner.parts)
         runner.use_run_dir(run)
         runner.restore(payload, str(path))

@@ -9,11 +9,13 @@ accumulate on the device and are read with one sync at the end.
 from __future__ import annotations
 
 import contextlib
-from typing import TYPE_CHECKING, Callable
+from typing import TYPE_CHECKING, Callable, Iterator
 
 import attrs
 import torch
+import torch.nn.functional as F
 
+from esper_core.records import ACCURACY, TaskMetric
 from esper_core.stages import SeedStage
 
 if TYPE_CHECKING:
@@ -26,7 +28,8 @@ MEASURED_STAGES: frozenset[SeedStage] = frozenset({SeedStage.BLENDING, SeedStage
 
 @attrs.frozen
 class SlotContribution:
-    """Accuracies (fractions in [0, 1]) on the same samples with the seed as is and with its alpha at 0."""
+    """Accuracies (fractions in [0, 1]) on the same samples with the seed as is and with its alpha at 0
+    (for a task judged by another metric, its scores: ``TaskMetric.score``)."""
 
     acc_with: float
     acc_without: float
@@ -55,8 +58,10 @@ def contributions(
     *,
     stages: frozenset[SeedStage] = MEASURED_STAGES,
     autocast_dtype: torch.dtype | None = None,
+    metric: TaskMetric = ACCURACY,
 ) -> dict[str, SlotContribution]:
-    """Per measured slot, accuracy with and without its seed on ``x`` (uint8 images) and labels ``y``.
+    """Per measured slot, accuracy with and without its seed on ``x`` (uint8 images) and labels ``y``;
+    for a task whose ``metric`` is not accuracy, that metric's score (``TaskMetric.score``) instead.
 
     ``batch_size`` is the number of samples per pass (each pass runs twice that, the duplicated batch).
     ``autocast_dtype`` (e.g. torch.bfloat16) enables autocast on CUDA; ignored elsewhere.
@@ -72,11 +77,13 @@ def contributions(
     was_training = model.training
     model.eval()
     correct = torch.zeros(len(names), 2, dtype=torch.long, device=where.device)
+    losses = torch.zeros(len(names), 2, device=where.device) if metric.from_loss else None
     use_autocast = autocast_dtype is not None and where.device.type == "cuda"
     try:
         for start in range(0, x.shape[0], batch_size):
             xb = normalise(x[start : start + batch_size].to(where.device, non_blocking=True))
-            xb = xb.to(dtype=where.dtype).contiguous(memory_format=where.memory_format)
+            if xb.is_floating_point():  # images; token ids stay integers
+                xb = xb.to(dtype=where.dtype).contiguous(memory_format=where.memory_format)
             yb = y[start : start + batch_size].to(where.device, non_blocking=True)
             n = xb.shape[0]
             doubled = torch.cat([xb, xb]).contiguous(memory_format=where.memory_format)
@@ -85,10 +92,54 @@ def contributions(
                 override = torch.cat([slot.alpha.detach().expand(n), torch.zeros_like(slot.alpha).expand(n)])
                 autocast = torch.autocast("cuda", dtype=autocast_dtype) if use_autocast else contextlib.nullcontext()
                 with slot.alpha_override(override), autocast:
-                    hits = (model(doubled).argmax(dim=1) == torch.cat([yb, yb])).view(2, n).sum(dim=1)
+                    logits = model(doubled)
+                    hits = (logits.argmax(dim=1) == torch.cat([yb, yb])).view(2, n, -1).sum(dim=(1, 2))
                 correct[index] += hits
+                if losses is not None:
+                    per_target = F.cross_entropy(logits.float(), torch.cat([yb, yb]), reduction="none")
+                    losses[index] += per_target.view(2, n, -1).sum(dim=(1, 2))
     finally:
         model.train(was_training)
+    if losses is not None:
+        return _scored(names, torch.stack([correct.float(), losses]).tolist(), y.numel(), metric)
     counts = correct.tolist()  # the one host sync
-    total = x.shape[0]
+    total = y.numel()  # one label per sample, or one target per position of a sequence
     return {name: SlotContribution(hit[0] / total, hit[1] / total) for name, hit in zip(names, counts)}
+
+
+def _scored(names: list[str], measured: list[list[list[float]]], targets: int, metric: TaskMetric) -> dict[str, SlotContribution]:
+    """Scores with and without each seed from its correct counts and loss sums (one sync, already done)."""
+    counts, losses = measured
+    scores = {}
+    for name, hit, loss in zip(names, counts, losses):
+        with_, without = (metric.score(metric.value(loss[h] / targets, hit[h] / targets)) for h in (0, 1))
+        scores[name] = SlotContribution(with_, without)
+    return scores
+
+
+def growth_slots(model: "MorphogeneticModel") -> list[str]:
+    """Slots whose seed changes the forward now (alpha > 0 in a blending stage, fossils and fading prunes
+    included): what the no-growth reference switches off all at once."""
+    return [
+        name
+        for name, slot in model.slots.items()
+        if not slot.passes_through() and slot.stage != SeedStage.TRAINING and slot.schedule.value > 0.0
+    ]
+
+
+@contextlib.contextmanager
+def growth_switched_off(model: "MorphogeneticModel") -> Iterator[list[str]]:
+    """Inside the block every ``growth_slots`` seed has alpha 0 at once: the network computes what it would
+    without anything it grew (a no-growth reference on the same weights). Yields the slots switched off
+    (none: the network is its own reference). Alpha buffers are restored on exit, whatever happens."""
+    names = growth_slots(model)
+    saved = [(model.slots[name].alpha, model.slots[name].alpha.detach().clone()) for name in names]
+    try:
+        with torch.no_grad():
+            for alpha, _ in saved:
+                alpha.zero_()
+        yield names
+    finally:
+        with torch.no_grad():
+            for alpha, value in saved:
+                alpha.copy_(value)

@@ -29,7 +29,7 @@ from esper_core.growth.lifecycle import (
 )
 from esper_core.ops import ALPHA_CURVES, ALPHA_SPEEDS, Op
 from esper_core.records import DecodedAction, SlotSummary, StageTransition
-from esper_core.growth.slot import SeedSlot
+from esper_core.growth.slot import DEFAULT_SEED_ISOLATION, SeedSlot, check_seed_isolation
 from esper_core.specs import BlendStyleSpec, BlueprintSpec
 from esper_core.stages import LIVE_SEED_STAGES, PRUNABLE_STAGES, SeedStage
 
@@ -127,8 +127,11 @@ class MorphogeneticModel(nn.Module):
             raise HostContractError(type(host).__name__, problems)
         points = tuple(host.slot_points())
         device = host_placement(host).device
+        # Where seeds stay gradient-isolated is the host's declaration (e.g. a topology whose host should
+        # co-adapt through its seeds), never a decision of the core.
+        isolation = check_seed_isolation(getattr(host, "seed_isolation", DEFAULT_SEED_ISOLATION), type(host).__name__)
         for point in points:
-            host.slots[point.name] = SeedSlot(point, device=device, proximal=training.seed_proximal)
+            host.slots[point.name] = SeedSlot(point, device=device, proximal=training.seed_proximal, isolation=isolation)
         self._slot_names = tuple(p.name for p in points)
         self._base_param_count = sum(p.numel() for p in self._base_host_parameters())
         self._fossil_order: list[str] = []
@@ -408,7 +411,7 @@ class MorphogeneticModel(nn.Module):
         ``SeedShapeError`` whose ``culprit`` names that plugin, raised before the model changes."""
         point = slot.point
         where = self.placement()
-        probe = torch.zeros(2, point.channels, point.spatial, point.spatial, device=where.device, dtype=where.dtype)
+        probe = torch.zeros(2, *point.feature_shape, device=where.device, dtype=where.dtype)
         probe = probe.contiguous(memory_format=where.memory_format)
         shape = tuple(probe.shape)
         culprit = ("blueprint", blueprint.name)

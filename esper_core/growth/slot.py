@@ -33,6 +33,26 @@ S = SeedStage
 #: Stages whose forward is the identity whatever the seed.
 PASSTHROUGH_STAGES: frozenset[SeedStage] = frozenset({S.DORMANT, S.GERMINATED, S.EMBARGOED, S.RESETTING})
 
+#: Stages in which a seed reads detached host features unless its host declares otherwise
+#: (``seed_isolation``): isolation ends with TRAINING, so from BLENDING on the host co-adapts through the seed.
+DEFAULT_SEED_ISOLATION: frozenset[SeedStage] = frozenset({S.TRAINING})
+#: What a host may declare: TRAINING always (invariant 9), optionally the blending stages after it.
+ISOLABLE_STAGES: frozenset[SeedStage] = frozenset({S.TRAINING, S.BLENDING, S.HOLDING})
+
+
+def check_seed_isolation(stages: object, host: str) -> frozenset[SeedStage]:
+    """A host's declared ``seed_isolation`` as a frozenset, or a ValueError saying what is allowed."""
+    try:
+        declared = frozenset(SeedStage(stage) for stage in stages)  # type: ignore[union-attr]
+    except (TypeError, ValueError):
+        declared = frozenset()
+    if S.TRAINING not in declared or not declared <= ISOLABLE_STAGES:
+        allowed = sorted(stage.name for stage in ISOLABLE_STAGES)
+        raise ValueError(
+            f"host {host!r}: seed_isolation must contain TRAINING and only stages of {allowed}; got {stages!r}"
+        )
+    return declared
+
 
 class _IsolatedSeedOutput(torch.autograd.Function):
     """Forward: an exact copy of ``h``. Backward: the incoming gradient goes unchanged to ``h``; the seed
@@ -81,9 +101,16 @@ def isolated_seed_output(h: torch.Tensor, s: torch.Tensor, proximal: float = 0.0
 class SeedSlot(nn.Module):
     """One slot point of a host: at most one seed, its blend style, its alpha and its lifecycle state."""
 
-    def __init__(self, point: SlotPoint, device: torch.device | str | None = None, proximal: float = 0.0) -> None:
+    def __init__(
+        self,
+        point: SlotPoint,
+        device: torch.device | str | None = None,
+        proximal: float = 0.0,
+        isolation: frozenset[SeedStage] = DEFAULT_SEED_ISOLATION,
+    ) -> None:
         super().__init__()
         self.point = point
+        self.isolation = isolation  # stages whose seed reads detached features (the host's seed_isolation)
         self.proximal = proximal  # TrainingConfig.seed_proximal: bounds what a TRAINING seed learns
         self.seed: nn.Module | None = None
         self.blend: nn.Module | None = None
@@ -112,8 +139,9 @@ class SeedSlot(nn.Module):
         return self.combine(h, self.seed(self.seed_input(h)))
 
     def seed_input(self, h: torch.Tensor) -> torch.Tensor:
-        """What the seed reads: detached host features while it is isolated (TRAINING), else the features."""
-        return h.detach() if self.stage == S.TRAINING else h
+        """What the seed reads: detached host features while it is isolated (TRAINING, and any later stage
+        the host's ``seed_isolation`` declares), else the features."""
+        return h.detach() if self.stage in self.isolation else h
 
     def combine(self, h: torch.Tensor, s: torch.Tensor) -> torch.Tensor:
         """The slot's output from the host features ``h`` and the seed's output ``s`` (computed from

@@ -3,6 +3,11 @@
 The masks each action was sampled under are stored per head and reused by the update (recomputed masks
 that differ produce impossible actions and NaN gradients); so is the recurrent state at the start of
 the sequence, so a recurrent policy can replay the rollout from the same hidden state.
+
+``add`` checks each step as it is stored (one host sync per env step): every head's stored mask row has a
+valid entry, the stored action is valid under it, and the stored masks and actions equal those handed in.
+A bad step is then caught at the step that produced it, naming what was handed in and what was stored,
+instead of surfacing rounds later in the update.
 """
 
 from __future__ import annotations
@@ -36,6 +41,7 @@ class RolloutBuffer:
         head_sizes: Mapping[str, int],
         device: torch.device | str = "cpu",
         obs_int_dim: int = 0,
+        check_steps: bool = True,
     ) -> None:
         missing = [h for h in HEADS if h not in head_sizes]
         if missing:
@@ -60,6 +66,8 @@ class RolloutBuffer:
         self.advantages: torch.Tensor | None = None
         self.returns: torch.Tensor | None = None
         self._filled = [False] * n_steps
+        #: ``add`` checks every step as it is stored (``_check_step``); False skips it.
+        self.check_steps = check_steps
 
     # -------------------------------------------------------------------------------------- writing
     def clear(self) -> None:
@@ -124,7 +132,53 @@ class RolloutBuffer:
                 self.bootstrap_values[step].copy_(bootstrap_values.reshape(self.n_envs))
             else:
                 self.bootstrap_values[step].zero_()
+        if self.check_steps:
+            self._check_step(step, actions, masks)
         self._filled[step] = True
+
+    def _check_step(self, step: int, actions: torch.Tensor, masks: Mapping[str, torch.Tensor]) -> None:
+        """Raise RolloutError unless step ``step`` as stored is usable and equals what was handed in: each
+        head's stored action lies in range and is valid under its stored mask row (so the row has a valid
+        entry), and the stored rows equal ``actions`` and ``masks``. One host sync; the message (built only
+        on failure) names step, env and head, the mask handed in and the buffer's row."""
+        with torch.no_grad():
+            given_actions = actions.to(self.device)
+            stored_actions = self.actions[step]
+            ok = []
+            for i, head in enumerate(HEADS):
+                row, action = self.masks[head][step], stored_actions[:, i]
+                in_range = (action >= 0) & (action < row.shape[-1])
+                allowed = row.gather(-1, action.clamp(0, row.shape[-1] - 1).unsqueeze(-1)).squeeze(-1) & in_range
+                same = (row == masks[head].to(self.device)).all(-1) & (action == given_actions[:, i])
+                ok.append(allowed & same)
+            good = torch.stack(ok)  # [H, E]
+        if bool(good.all()):  # the step's one sync
+            return
+        problems = []
+        for i, e in (~good).nonzero().tolist():
+            head = HEADS[i]
+            given_mask = masks[head][e].to(self.device)
+            stored_mask = self.masks[head][step, e]
+            given_action, stored_action = int(given_actions[e, i]), int(self.actions[step, e, i])
+            n = stored_mask.shape[-1]
+            given_ok = 0 <= given_action < n and bool(given_mask[given_action])
+            if not given_ok:
+                why = (
+                    "the mask handed in already forbids the action (the runner's legality check accepted it "
+                    "before the env step, so the policy output's mask tensor changed in between)"
+                )
+            else:
+                why = "the buffer's row differs from what was handed in (the copy into the buffer did not take)"
+            problems.append(
+                f"head {head!r}, env {e}: action handed in {given_action}, stored {stored_action}; mask handed in "
+                f"{given_mask.int().tolist()}, buffer's row {stored_mask.int().tolist()}: {why}"
+            )
+        bad = int((~good).sum())
+        raise RolloutError(
+            f"rollout step {step} stored unusable data ({bad} head/env pair(s)):\n  "
+            + "\n  ".join(problems[:8])
+            + (f"\n  ... and {len(problems) - 8} more" if len(problems) > 8 else "")
+        )
 
     # ------------------------------------------------------------------------------------- checking
     def validate(self) -> None:
@@ -155,6 +209,11 @@ class RolloutBuffer:
                     f"head {head!r}: action {int(action[t, e])} at step {t}, env {e} is invalid under its stored mask "
                     f"(valid entries {valid}); {int((~allowed).sum())} such action(s) in all"
                 )
+        if problems and self.check_steps:
+            problems.append(
+                "every step passed its check when it was added, so the buffer's mask or action rows changed "
+                "afterwards (written by something else after add)"
+            )
         for name, tensor in (("log_probs", self.log_probs), ("values", self.values), ("rewards", self.rewards)):
             bad = ~torch.isfinite(tensor)
             if bool(bad.any()):

@@ -48,7 +48,7 @@ def contract_problems(parts: RunParts) -> list[str]:
     problems = []
     with forked_rng():
         for point, topology in zip(slot_points(parts), space.slot_topologies):
-            features = torch.zeros(2, point.channels, point.spatial, point.spatial)
+            features = torch.zeros(2, *point.feature_shape)
             for name, topologies in zip(space.blueprints[1:], space.blueprint_topologies[1:]):
                 if topology not in topologies:
                     continue  # masked out at this slot anyway

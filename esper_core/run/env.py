@@ -32,7 +32,7 @@ import torch
 import torch.nn.functional as F
 
 from esper_core.config.sections import EsperConfig
-from esper_core.growth.counterfactual import SlotContribution, contributions
+from esper_core.growth.counterfactual import SlotContribution, contributions, growth_switched_off
 from esper_core.data import epoch_batches
 from esper_core.run.faults import SharedSnapshot, check_fault_streak, recover, take_snapshot
 from esper_core.run.quarantine import PluginQuarantine
@@ -122,6 +122,10 @@ class MorphogenesisEnv:
         self.episode_length = config.run.episode_length
         self.host_options = host_options
         self.reward = reward
+        # A reward that credits growth against the same network with its seeds switched off asks for that
+        # measurement (EnvObservation.val_acc_without_growth); others do not pay its validation pass.
+        self.measures_growth = bool(getattr(reward, "measures_growth", False))
+        self._val_acc_without_growth: float | None = None
         # Blueprints / styles disabled after breaking their contract (shared by the run's envs).
         self.quarantine = quarantine if quarantine is not None else PluginQuarantine()
         self._faulted_steps = 0  # consecutive steps ending in a non-finite loss, across episodes
@@ -143,6 +147,9 @@ class MorphogenesisEnv:
         std = torch.tensor(task_data.std, dtype=torch.float32, device=self.device).view(1, channels, 1, 1)
         self._scale = 1.0 / (std * 255.0)
         self._shift = -mean / std
+        self.metric = task_data.info.metric  # the task's declared metric; ``*_acc`` numbers are its score
+        # Targets per validation sample: 1 for a label, one per position for a sequence.
+        self._val_targets = task_data.val_y[: self.val_count].numel()
         self._generator = torch.Generator(device=self.device)
         self._generator.manual_seed(derived_seed(self.seed, 1))
         self._init_generator = torch.Generator()
@@ -157,7 +164,10 @@ class MorphogenesisEnv:
 
     # ------------------------------------------------------------------------------------------ helpers
     def normalise(self, x: torch.Tensor) -> torch.Tensor:
-        """uint8 -> float features (same values as ``TaskData.normalise``, constants cached on the device)."""
+        """uint8 -> float features (same values as ``TaskData.normalise``, constants cached on the device);
+        a task with its own ``encode`` (e.g. token ids) is left to it."""
+        if self.data.encode is not None:
+            return self.data.encode(x)
         return (x.float() * self._scale + self._shift).contiguous(memory_format=self.memory_format)
 
     @property
@@ -209,6 +219,7 @@ class MorphogenesisEnv:
         self._train_loss, self._train_acc = val_loss, val_acc
         self._val_loss, self._val_acc = val_loss, val_acc
         self._val_loss_delta = self._val_acc_delta = 0.0
+        self._val_acc_without_growth = val_acc if self.measures_growth else None  # nothing grown yet
         self._best_val_acc, self._plateau = val_acc, 0
         self._initial_host_params = self.model.host_param_count()
         self._observation = self._observe()
@@ -241,6 +252,7 @@ class MorphogenesisEnv:
             slots=model.summary(),
             disabled_blueprints=self.quarantine.blueprints,
             disabled_styles=self.quarantine.styles,
+            val_acc_without_growth=self._val_acc_without_growth,
         )
 
     # --------------------------------------------------------------------------------------------- step
@@ -341,9 +353,9 @@ class MorphogenesisEnv:
         model.record_grad_norms()
         model.optimizer.step()
         with torch.no_grad():
-            pending["loss_sum"] += loss.detach() * y.shape[0]
+            pending["loss_sum"] += loss.detach() * y.numel()
             pending["correct"] += (logits.argmax(dim=1) == y).sum()
-        pending["seen"] += int(y.shape[0])
+        pending["seen"] += int(y.numel())
 
     def add_train_totals(self, loss_sum: torch.Tensor, correct: torch.Tensor, seen: int) -> None:
         """A fused group's running numbers for this env's epoch (device tensors, no sync)."""
@@ -381,11 +393,13 @@ class MorphogenesisEnv:
             val_loss, val_acc = self._evaluate_now()
             train_loss, train_acc = self._train_loss, self._train_acc  # the failed epoch taught nothing
         else:
-            train_loss, train_acc = train_loss_sum / seen, train_correct / seen
-            val_loss, val_acc = val_loss_sum / self.val_count, val_correct / self.val_count
+            train_loss, val_loss = train_loss_sum / seen, val_loss_sum / self._val_targets
+            train_acc = self.score(train_loss, train_correct / seen)
+            val_acc = self.score(val_loss, val_correct / self._val_targets)
         # A fused group measured the contributions with the validation (one wide pass for all envs); after
         # a rollback the seeds it measured may be gone, so measure again.
         measured = self._measure_contributions(None if fault else pending.get("contributions"))
+        self._val_acc_without_growth = self._without_growth(val_acc, None if fault else pending)
         transitions.extend(model.step_epoch())
         self._pending = None
         self._epoch += 1
@@ -440,23 +454,50 @@ class MorphogenesisEnv:
             model.train(was_training)
         return loss_sum, correct
 
+    def score(self, loss: float, accuracy: float) -> float:
+        """The task metric's score (higher is better) from a pass's mean loss and accuracy per target."""
+        return self.metric.score(self.metric.value(loss=loss, accuracy=accuracy))
+
     def _evaluate_now(self) -> tuple[float, float]:
         loss_sum, correct = torch.stack([t.float() for t in self._validate()]).tolist()
-        return loss_sum / self.val_count, correct / self.val_count
+        loss = loss_sum / self._val_targets
+        return loss, self.score(loss, correct / self._val_targets)
 
     @torch.no_grad()
     def evaluate_split(self, x: torch.Tensor, y: torch.Tensor) -> float:
-        """Accuracy on a held-out split (``esper eval``)."""
+        """The task metric's score on a held-out split (``esper eval``; accuracy for classification)."""
         model = self._require_model()
         model.eval()
         correct = torch.zeros((), dtype=torch.long, device=self.device)
+        loss_sum = torch.zeros((), device=self.device)
         size = self.config.training.eval_batch_size
         for start in range(0, x.shape[0], size):
             with autocast_context(self.device, self.bf16):
                 logits = model(self.normalise(x[start : start + size]))
             correct += (logits.argmax(dim=1) == y[start : start + size]).sum()
+            loss_sum += F.cross_entropy(logits.float(), y[start : start + size], reduction="sum")
         model.train()
-        return int(correct) / max(1, x.shape[0])
+        targets = max(1, y.numel())
+        return self.score(float(loss_sum) / targets, int(correct) / targets)
+
+    def set_accuracy_without_growth(self, value: float | None) -> None:
+        """A fused group's no-growth reference for this step (None: nothing was blended in)."""
+        pending = self._pending
+        if pending is None:
+            raise RuntimeError(f"env {self.index}: set_accuracy_without_growth before begin_step")
+        pending["without_growth"] = value
+
+    def _without_growth(self, val_acc: float, pending: Mapping[str, Any] | None) -> float | None:
+        """Validation accuracy with every grown seed at alpha 0 (``growth_switched_off``), on the validation
+        pass's own samples and batches; ``val_acc`` itself while nothing is blended in."""
+        if not self.measures_growth:
+            return None
+        if pending is not None and "without_growth" in pending:
+            value = pending["without_growth"]
+        else:
+            with growth_switched_off(self._require_model()) as switched:
+                value = self._evaluate_now()[1] if switched else None
+        return val_acc if value is None else value
 
     def set_contributions(self, measured: Mapping[str, SlotContribution]) -> None:
         """A fused group's counterfactual measurement for this step (used by ``finish_step``)."""
@@ -475,6 +516,7 @@ class MorphogenesisEnv:
                 self.normalise,
                 self.config.training.eval_batch_size,
                 autocast_dtype=torch.bfloat16 if self.bf16 else None,
+                metric=self.metric,
             )
         values = {name: result.contribution for name, result in measured.items()}
         for name, value in values.items():

@@ -12,7 +12,8 @@ from typing import Any, Sequence
 import torch
 
 from esper_core.rl.actions import ActionSpace
-from esper_core.run.env import MorphogenesisEnv, StepResult
+from esper_core.run.backend import EnvFacts
+from esper_core.run.env import StepResult
 from esper_core.ops import HEADS, RELEVANT_HEADS, Op
 from esper_core.records import DecodedAction, EnvObservation, PolicyOutput
 from esper_core.events import (
@@ -36,7 +37,7 @@ def action_mix(ops: Counter[str]) -> dict[str, float]:
 def step_events(
     round_index: int,
     step: int,
-    envs: Sequence[MorphogenesisEnv],
+    envs: Sequence[EnvFacts],
     space: ActionSpace,
     output: PolicyOutput,
     decoded: Sequence[DecodedAction],
@@ -100,7 +101,7 @@ def _slot_blueprint(result: StepResult, slot: str) -> str | None:
 
 def episode_records(
     round_index: int,
-    envs: Sequence[MorphogenesisEnv],
+    envs: Sequence[EnvFacts],
     returns: Sequence[float],
     observations: Sequence[EnvObservation],
     steps: int,

@@ -2,6 +2,7 @@
 
 ```
 runs/<name>/config.json     resolved config, plugins (names, distributions, versions), action layout
+runs/<name>/config.toml     the same resolved config as TOML, every plugin option with its help (--config takes it)
 runs/<name>/events.jsonl    typed events (esper_core.run.telemetry)
 runs/<name>/metrics.jsonl   one line per round: policy update metrics + env stats (+ timing)
 runs/<name>/checkpoints/    round_NNNNN.pt, atomic (esper_core.run.checkpoint)
@@ -55,7 +56,11 @@ def temporary_path(path: Path) -> Path:
 
 def write_json_atomic(path: Path, data: Mapping[str, Any]) -> None:
     """``path`` is either the old file or the complete new one, also after a crash or a full disk."""
-    text = json.dumps(data, indent=2, sort_keys=False, default=str) + "\n"
+    write_text_atomic(path, json.dumps(data, indent=2, sort_keys=False, default=str) + "\n")
+
+
+def write_text_atomic(path: Path, text: str) -> None:
+    """``write_json_atomic`` for text that is already written out (a TOML document)."""
     temporary = temporary_path(path)
     try:
         with temporary.open("w", encoding="utf-8") as handle:
@@ -117,6 +122,11 @@ class RunDir:
     @property
     def config_path(self) -> Path:
         return self.root / "config.json"
+
+    @property
+    def config_toml_path(self) -> Path:
+        """Written beside config.json by runs since 0.2; older run directories lack it."""
+        return self.root / "config.toml"
 
     @property
     def events_path(self) -> Path:
@@ -182,7 +192,7 @@ class RunDir:
     def discard(self) -> None:
         """Remove what a run that failed before its first checkpoint wrote (only this layout's own files),
         so the name can be used again; the directory itself goes when nothing else is left in it."""
-        for path in (self.config_path, self.events_path, self.metrics_path, self.summary_path, self.root / ".lock"):
+        for path in (self.config_path, self.config_toml_path, self.events_path, self.metrics_path, self.summary_path, self.root / ".lock"):
             path.unlink(missing_ok=True)
         for directory in (self.checkpoints, self.root):
             if directory.is_dir():
@@ -228,6 +238,9 @@ class RunDir:
 
     def write_config(self, data: Mapping[str, Any]) -> None:
         write_json_atomic(self.config_path, data)
+
+    def write_config_toml(self, text: str) -> None:
+        write_text_atomic(self.config_toml_path, text)
 
     def read_config(self) -> dict[str, Any]:
         return _read_json(self.config_path)

@@ -10,6 +10,11 @@ Every sampled action is checked against the masks it was sampled under *and* aga
 env's actual state before anything executes; an illegal action raises ``IllegalActionError`` (a bug in a
 policy), it is never turned into WAIT. SIGINT finishes the current step, rewrites the checkpoint of the
 round start (the partial round is discarded, so resuming replays it exactly) and returns cleanly.
+
+The envs are reached only through an ``EnvBackend`` (``run.backend``: in this process, or Ray actors). When
+a backend loses a worker mid-round (``EnvGroupsLost``), the round is replayed from its start: the workers
+are replaced, everything is restored from the round-start payload (the files cut back to it), a
+``group_restarted`` event is written, and the round runs again, with the same results.
 """
 
 from __future__ import annotations
@@ -35,17 +40,25 @@ from esper_core.run.checkpoint import (
     version_changes,
 )
 from esper_core.config.sections import EsperConfig
+from esper_core.run.backend import BackendFactory, EnvBackend, EnvGroupsLost, LocalBackend
 from esper_core.run.env import StepResult
 from esper_core.run.legality import check_legal
 from esper_core.run.progress import Progress
 from esper_core.records import DecodedAction, EnvObservation, PolicyOutput
 from esper_core.rl.rollout import RolloutBuffer
 from esper_core.run.metrics import action_mix, episode_records, round_metrics, step_events
+from esper_core.run.config_document import config_toml, describe_config
 from esper_core.run.setup import ResolvedTask, RunParts, build_run
 from esper_core.run.rundir import RunDir
 from esper_core.run.seeding import capture_rng_state, restore_rng_state
-from esper_core.events import EpisodeStarted, PolicyWarning, RoundEnded, RunEnded, RunInterrupted, RunStarted
+from esper_core.events import (
+    EpisodeStarted, GroupRestarted, PolicyWarning, RoundEnded, RunEnded, RunInterrupted, RunStarted,
+)
 from esper_core.run.telemetry import JsonlSink, Telemetry, truncate_file
+
+
+#: Times one round may be replayed after losing env workers before the run gives up.
+MAX_ROUND_REPLAYS = 3
 
 
 def config_dict(config: EsperConfig) -> dict[str, Any]:
@@ -91,7 +104,10 @@ def sigint_finishes_step(flag: _StopFlag) -> Iterator[None]:
 class Runner:
     """Plays the rounds of a run built by ``build_run`` (``Runner.build`` does both): ``run(rounds)``."""
 
-    def __init__(self, parts: RunParts, *, run_dir: RunDir | None = None, progress: Progress | None = None) -> None:
+    def __init__(
+        self, parts: RunParts, *, run_dir: RunDir | None = None, progress: Progress | None = None,
+        backend: EnvBackend | None = None,
+    ) -> None:
         self.parts = parts
         self.config = parts.config
         self.registry = parts.registry
@@ -103,6 +119,7 @@ class Runner:
         self.host_spec = parts.host_spec
         self.envs = parts.envs
         self.groups = parts.groups
+        self.backend: EnvBackend = backend if backend is not None else LocalBackend(parts)
         self.space = parts.space
         self.policy_spec = parts.policy_spec
         self.policy = parts.policy
@@ -119,6 +136,7 @@ class Runner:
         self._round_start_payload: dict[str, Any] | None = None
         self._policy_state: Any = None
         self._step_index = 0
+        self._replays = 0  # of the current round, after lost env workers
 
     @classmethod
     def build(
@@ -129,11 +147,13 @@ class Runner:
         run_dir: RunDir | None = None,
         progress: Progress | None = None,
         resolved_task: ResolvedTask | None = None,
+        backend: BackendFactory | None = None,
     ) -> "Runner":
-        """``build_run`` then a runner over it: what every command and most tests want."""
+        """``build_run`` then a runner over it: what every command and most tests want. ``backend`` builds
+        where the envs run (``run.backend.choose_backend``; default: in this process)."""
         progress = progress if progress is not None else Progress(quiet=True)
         parts = build_run(config, registry, resolved_task=resolved_task, notice=progress.notice)
-        return cls(parts, run_dir=run_dir, progress=progress)
+        return cls(parts, run_dir=run_dir, progress=progress, backend=None if backend is None else backend(parts))
 
     # ------------------------------------------------------------------------------------ run directory
     def describe(self) -> dict[str, Any]:
@@ -147,6 +167,12 @@ class Runner:
             "action_layout": self.space.layout(),
             "policy_learns": bool(self.policy_spec.learns),
         }
+
+    def config_toml(self) -> str:
+        """What config.toml holds: the config as `esper config show` prints it, so --config reruns the run."""
+        view = describe_config(self.config, self.registry)
+        return config_toml(view, f"esper run {self.run_dir.name if self.run_dir else ''}: its resolved configuration; "
+                           "esper run --config THIS_FILE runs it again", self.registry)
 
     def use_run_dir(self, run_dir: RunDir) -> None:
         """Where files go (set before ``start`` or ``restore``; without one nothing is written)."""
@@ -168,9 +194,10 @@ class Runner:
         )
 
     def start(self) -> None:
-        """A fresh run: write config.json, the run_start event and the round-0 checkpoint."""
+        """A fresh run: write config.json and config.toml, the run_start event and the round-0 checkpoint."""
         if self.run_dir is not None:
             self.run_dir.write_config(self.describe())
+            self.run_dir.write_config_toml(self.config_toml())
         self._open_telemetry()
         self._emit_run_start(None)
         self._checkpoint(force=True)
@@ -188,22 +215,26 @@ class Runner:
         if len(payload["envs"]) != len(self.envs):
             raise ValueError(f"{path} holds {len(payload['envs'])} env(s); this run has {len(self.envs)} (run.envs)")
         saved_kinds = [torch.device(d).type for d in payload.get("devices", [])]
-        kinds = [env.device.type for env in self.envs]
+        devices = self.backend.env_devices()
+        kinds = [torch.device(d).type for d in devices]
         moved = bool(saved_kinds) and saved_kinds != kinds
         if moved and not any_device:
             raise CheckpointError(
                 f"{path} was written with envs on {payload['devices']}; this run would put them on "
-                f"{[str(env.device) for env in self.envs]}. Env generators only resume on the same kind of "
+                f"{devices}. Env generators only resume on the same kind of "
                 "device: set device.device / --devices to match."
             )
         for warning in version_changes(payload, self.plugins):
             self.progress.notice(f"warning: {warning}")
         self.policy.load_state_dict(payload["policy"])
-        for env, state in zip(self.envs, payload["envs"]):
-            if moved:
-                fresh = env.state_dict()
-                state = {**state, "generator": fresh["generator"], "init_generator": fresh["init_generator"]}
-            env.load_state_dict(state)
+        states = list(payload["envs"])
+        if moved:
+            fresh = self.backend.state_dicts()
+            states = [
+                {**state, "generator": new["generator"], "init_generator": new["init_generator"]}
+                for state, new in zip(states, fresh)
+            ]
+        self.backend.load_state_dicts(states)
         self.round = int(payload["round"])
         self.totals = dict(payload["totals"])
         restore_rng_state(payload["rng"])
@@ -245,8 +276,8 @@ class Runner:
             "policy_name": self.policy_spec.name,
             "policy": tensors_to_cpu(self.policy.state_dict()),
             "rng": capture_rng_state(),
-            "envs": [tensors_to_cpu(env.state_dict()) for env in self.envs],
-            "devices": [str(env.device) for env in self.envs],
+            "envs": [tensors_to_cpu(state) for state in self.backend.state_dicts()],
+            "devices": self.backend.env_devices(),
             "totals": _plain_copy(self.totals),
             "offsets": self.telemetry.offsets(),
         }
@@ -267,11 +298,19 @@ class Runner:
         target = self.round + rounds
         status = "completed"
         self.progress.begin(self.round, target, self.config.run.episode_length)
+        if self._round_start_payload is None:  # a replay after lost env workers starts from here
+            self._round_start_payload = self.payload()
         with sigint_finishes_step(self._stop):
             while self.round < target:
-                if self._stop.requested or not self._run_round():
+                try:
+                    played = not self._stop.requested and self._run_round()
+                except EnvGroupsLost as lost:
+                    self._replay_round(lost)
+                    continue
+                if not played:
                     status = "interrupted"
                     break
+                self._replays = 0
                 self.round += 1
                 clock = self._count_wall_time(clock)  # before the checkpoint: a resumed run adds to it
                 self._checkpoint(force=self.round == target)
@@ -292,8 +331,30 @@ class Runner:
         return now
 
     def close(self) -> None:
-        """Close the events and metrics files (the runner cannot write afterwards)."""
+        """Close the events and metrics files and the backend (the runner cannot write afterwards)."""
         self.telemetry.close()
+        self.backend.close()
+
+    def _replay_round(self, lost: EnvGroupsLost) -> None:
+        """Env workers died mid-round: replace them, restore everything from the round start (files cut
+        back to it) and let the loop play the round again. Everything is seeded, so the replay gives the
+        results the round would have given; only a ``group_restarted`` event tells it happened."""
+        payload = self._round_start_payload
+        self._replays += 1
+        if payload is None or self._replays > MAX_ROUND_REPLAYS:
+            raise RuntimeError(
+                f"round {self.round}: env workers were lost {self._replays} time(s) ({lost}); giving up. "
+                f"Continue later with `esper resume` from the last checkpoint."
+            ) from lost
+        restarted = self.backend.recover()
+        for sink in (self.telemetry.events, self.telemetry.metrics):  # restore reopens them, cut back
+            if sink is not None:
+                sink.close()
+        wall_time = self.totals["wall_time_s"]
+        self.restore(payload, announce=False)
+        self.totals["wall_time_s"] = wall_time  # the lost attempt took real time
+        self.telemetry.emit(GroupRestarted(round=self.round, units=restarted, attempt=self._replays, reason=str(lost)))
+        self.progress.notice(f"round {self.round}: lost env worker(s) {list(restarted)} restarted; replaying the round")
 
     def request_stop(self) -> None:
         """What SIGINT does: finish the current step, then stop at the round start's checkpoint."""
@@ -315,7 +376,7 @@ class Runner:
         round_index, length, n_envs = self.round, self.config.run.episode_length, len(self.envs)
         started = time.perf_counter()
         observations = self._reset_envs()
-        for env in self.envs:
+        for env in self.backend.facts():
             self.telemetry.emit(EpisodeStarted(round=round_index, env=env.index, episode=env.episode))
         # Episodes end together at the round's end, where the state was reset (resume: a fresh state).
         state = self._policy_state if self._policy_state is not None else self.policy.initial_state(n_envs)
@@ -338,7 +399,9 @@ class Runner:
             done = step == length - 1
             rewards = [r.reward for r in results]
             self._store(step, output, rewards, done)
-            self.telemetry.emit_all(step_events(round_index, step, self.envs, self.space, output, decoded, legal, results))
+            self.telemetry.emit_all(
+                step_events(round_index, step, self.backend.facts(), self.space, output, decoded, legal, results)
+            )
             for i, result in enumerate(results):
                 returns[i] += result.reward
             ops.update(a.op.name for a in decoded)
@@ -356,7 +419,7 @@ class Runner:
             )
             if self._stop.requested and not done:
                 return False
-        records, episode_events = episode_records(round_index, self.envs, returns, observations, length)
+        records, episode_events = episode_records(round_index, self.backend.facts(), returns, observations, length)
         self.telemetry.emit_all(episode_events)
         for key in ("germinated", "fossilized", "pruned", "faults"):
             self.totals[key] = int(self.totals[key]) + sum(r[key] for r in records)
@@ -411,37 +474,12 @@ class Runner:
         )
 
     def _reset_envs(self) -> list[EnvObservation]:
-        """Fresh hosts for a new episode; each fused group is rebuilt over its envs' new hosts and
-        validates them together."""
-        in_groups = {id(env) for group in self.groups for env in group.envs}
-        for env in self.envs:
-            if id(env) in in_groups:
-                env.begin_episode()
-            else:
-                env.reset()
-        for group in self.groups:
-            group.rebuild()
-            group.open_episodes()
-        return [env.observation for env in self.envs]
+        """Fresh hosts for a new episode in every env (``EnvBackend.reset``)."""
+        return self.backend.reset()
 
     def _step_envs(self, actions: Sequence[DecodedAction]) -> list[StepResult]:
-        """Train every env's epoch: fused groups as one wide network each, the other envs with their
-        batches interleaved so every device stays busy; then validate, then finish."""
-        for env, action in zip(self.envs, actions):
-            env.begin_step(action)
-        fused = [group for group in self.groups if group.fused]
-        in_groups = {id(env) for group in fused for env in group.envs}
-        for group in fused:
-            group.train_epoch()
-        active = [env for env in self.envs if id(env) not in in_groups]
-        while active:
-            active = [env for env in active if env.train_batch()]
-        for group in fused:
-            group.launch_validation()
-        for env in self.envs:
-            if id(env) not in in_groups:
-                env.launch_validation()
-        return [env.finish_step() for env in self.envs]
+        """Every env's epoch, validation and scoring (``EnvBackend.step``; ``env_unit`` says how)."""
+        return self.backend.step(actions)
 
     # ------------------------------------------------------------------------------------- telemetry
     # ----------------------------------------------------------------------------------------- summary
@@ -462,7 +500,10 @@ class Runner:
     # -------------------------------------------------------------------------------------------- eval
     def evaluate(self) -> list[dict[str, Any]]:
         """One deterministic episode per env with the current policy, no learning, no files written;
-        returns per env the final validation accuracy and the held-out test accuracy."""
+        returns per env the final validation accuracy and the held-out test accuracy. Local envs only
+        (it reads each env's model): `esper eval` never uses another backend."""
+        if not isinstance(self.backend, LocalBackend):
+            raise RuntimeError("evaluate() reads the envs' models: build the runner with the local backend")
         observations = self._reset_envs()
         state = self.policy.initial_state(len(self.envs))
         for _ in range(self.config.run.episode_length):

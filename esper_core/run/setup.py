@@ -85,7 +85,8 @@ def _can_download(spec: Any) -> bool:
     return attrs.has(spec.options_type) and "download" in attrs.fields_dict(spec.options_type)
 
 
-def _task_options(spec: Any, task_config: TaskConfig) -> Any:
+def task_options(spec: Any, task_config: TaskConfig) -> Any:
+    """``task.options`` structured for ``spec``, with ``task.download`` passed on to a task that takes it."""
     options = dict(task_config.options)
     if task_config.download and _can_download(spec):
         options.setdefault("download", True)
@@ -101,7 +102,7 @@ def resolve_task(registry: Any, task_config: TaskConfig) -> ResolvedTask:
     data_dir = Path(task_config.data_dir).expanduser()
     if task_config.name != "auto":
         spec = registry.get("task", task_config.name)
-        return ResolvedTask(spec, spec.factory(_task_options(spec, task_config)), None)
+        return ResolvedTask(spec, spec.factory(task_options(spec, task_config)), None)
     candidates = sorted(
         (spec for spec in registry.specs("task").values() if spec.auto_priority is not None),
         key=lambda s: -s.auto_priority,
@@ -113,7 +114,7 @@ def resolve_task(registry: Any, task_config: TaskConfig) -> ResolvedTask:
         if probe.available(data_dir) or fetch:
             why = f" (not found in {data_dir}: {', '.join(skipped)})" if skipped else ""
             why += " (will download)" if fetch and not probe.available(data_dir) else ""
-            task = spec.factory(_task_options(spec, task_config))
+            task = spec.factory(task_options(spec, task_config))
             return ResolvedTask(spec, task, f"task auto -> {spec.name}{why}; set task.name to choose")
         skipped.append(spec.name)
     raise SetupError(
@@ -235,6 +236,101 @@ def _load_task(task: ResolvedTask, device: torch.device, data_dir: str, seed: in
         return task.task.load(Path(data_dir).expanduser(), device, seed)
 
 
+@attrs.frozen(eq=False)
+class RunBasis:
+    """What a configuration resolves to before any data is read: devices, observers, the task (``auto``
+    resolved, and ``config`` saying so, so the run's saved config reproduces it)."""
+
+    config: EsperConfig
+    devices: tuple[torch.device, ...]
+    observers: ObserverSet
+    task: ResolvedTask
+
+
+def resolve_basis(
+    config: EsperConfig, registry: Any, *, resolved_task: ResolvedTask | None = None,
+    notice: Callable[[str], None] | None = None,
+) -> RunBasis:
+    """Devices, observers and task, in the order a run checks them (a missing optional dependency of an
+    observer fails before the task is even looked at)."""
+    devices = resolve_devices(config.device)
+    observers = build_observers(registry, config.observers)
+    task = resolved_task if resolved_task is not None else resolve_task(registry, config.task)
+    if task.notice and notice is not None:
+        notice(task.notice)
+    if config.task.name != task.spec.name:
+        config = attrs.evolve(config, task=attrs.evolve(config.task, name=task.spec.name))
+    return RunBasis(config=config, devices=devices, observers=observers, task=task)
+
+
+@attrs.frozen(eq=False)
+class RunPlan:
+    """What a configuration resolves to once the task's shape is known, before any env exists."""
+
+    host_spec: Any
+    host_options: Any
+    reward_spec: Any
+    rewards: tuple[Any, ...]  # one per env: a reward may keep episode state
+    space: ActionSpace
+    policy_spec: Any
+    policy: Any
+
+
+def plan_run(config: EsperConfig, registry: Any, info: Any, devices: Sequence[torch.device]) -> RunPlan:
+    """Every check a run makes once it knows the task's shape: host, reward and policy options structured and
+    handed to their plugins' factories (which check what a type cannot, e.g. a heuristic tempo that is not
+    among ``actions.tempos``), the host contract, memory, and the action space.
+
+    Why one function: `esper config show` runs it too (``check_setup``), so the two cannot drift apart.
+    """
+    host_spec = registry.get("host", config.host.name)
+    host_options = structure(host_spec, config.host.options, "host.options")
+    reward_spec = registry.get("reward", config.reward.name)
+    reward_options = structure(reward_spec, config.reward.options, "reward.options")
+    rewards = tuple(reward_spec.factory(reward_options) for _ in range(config.run.envs))
+    host = throwaway_host(host_spec, host_options, info)
+    check_memory(host, host_spec.name, config, devices)
+    slot_names, topology = _layout_of(host, host_spec)
+    del host
+    space = ActionSpace.from_registry(registry, topology, slot_names, config.actions)
+    policy_spec = registry.get("policy", config.policy.name)
+    context = PolicyContext(
+        space=space,
+        n_envs=config.run.envs,
+        episode_length=config.run.episode_length,
+        device=devices[0],
+        seed=derived_seed(config.run.seed, 200),
+        lifecycle=config.lifecycle,
+    )
+    policy = policy_spec.factory(structure(policy_spec, config.policy.options, "policy.options"), context)
+    return RunPlan(
+        host_spec=host_spec, host_options=host_options, reward_spec=reward_spec, rewards=rewards, space=space,
+        policy_spec=policy_spec, policy=policy,
+    )
+
+
+def check_setup(config: EsperConfig, registry: Any) -> tuple[RunBasis, str | None]:
+    """Every check ``build_run`` makes before its first round, with the same messages, but with the data read
+    once on the CPU (for its shape), no envs and the global generators untouched: what `esper config show`
+    promises a run would accept. Returns the basis and, when the task's data is missing and would be
+    downloaded, why the checks that need its shape were skipped (None: nothing skipped)."""
+    with forked_rng():
+        basis = resolve_basis(config, registry)
+        try:
+            task_config = basis.config.task
+            data_dir = Path(task_config.data_dir).expanduser()
+            if task_config.download and _can_download(basis.task.spec) and not basis.task.task.available(data_dir):
+                return basis, (
+                    f"task {basis.task.spec.name}: no data in {data_dir} yet (a run downloads it), so the host, "
+                    "action-space and policy checks that need its shape were skipped"
+                )
+            info = _load_task(basis.task, torch.device("cpu"), task_config.data_dir, config.run.seed).info
+            plan_run(basis.config, registry, info, basis.devices)
+        finally:
+            basis.observers.close()
+    return basis, None
+
+
 def build_run(
     config: EsperConfig,
     registry: Any,
@@ -246,61 +342,39 @@ def build_run(
 
     ``resolved_task`` skips resolving the task again when the caller already did. ``notice`` hears what was
     chosen for the user (``task auto -> ...``) before the data loads. Bad plugin options raise
-    ``ConfigError``; an unusable setup ``SetupError``.
+    ``ConfigError``; an unusable setup ``SetupError``. Every check before the envs is ``resolve_basis`` and
+    ``plan_run``, shared with ``check_setup`` (`esper config show`).
     """
     if config.device.threads is not None:
         torch.set_num_threads(usable_threads(config.device.threads, notice))
     seed = config.run.seed
     seed_everything(seed)
-    devices = resolve_devices(config.device)
-    observers = build_observers(registry, config.observers)  # early: a missing optional dependency fails first
-    task = resolved_task if resolved_task is not None else resolve_task(registry, config.task)
-    if task.notice and notice is not None:
-        notice(task.notice)
-    if config.task.name != task.spec.name:  # "auto": saved resolved, so the run's config reproduces it
-        config = attrs.evolve(config, task=attrs.evolve(config.task, name=task.spec.name))
+    basis = resolve_basis(config, registry, resolved_task=resolved_task, notice=notice)
+    config, devices, task = basis.config, basis.devices, basis.task
     data = {device: _load_task(task, device, config.task.data_dir, seed) for device in dict.fromkeys(devices)}
-    host_spec = registry.get("host", config.host.name)
-    host_options = structure(host_spec, config.host.options, "host.options")
-    reward_spec = registry.get("reward", config.reward.name)
-    reward_options = structure(reward_spec, config.reward.options, "reward.options")
+    plan = plan_run(config, registry, data[devices[0]].info, devices)
     quarantine = PluginQuarantine(notice=notice, describe=lambda kind, name: describe_contributor(registry, kind, name))
     envs = []
     for i in range(config.run.envs):
         device = devices[i % len(devices)]
         envs.append(
             MorphogenesisEnv(
-                data[device], host_spec, config, registry, device, derived_seed(seed, 100, i),
-                host_options=host_options, reward=reward_spec.factory(reward_options), index=i,
-                quarantine=quarantine,
+                data[device], plan.host_spec, config, registry, device, derived_seed(seed, 100, i),
+                host_options=plan.host_options, reward=plan.rewards[i], index=i, quarantine=quarantine,
             )
         )
     groups = fused_groups(envs, fuses(config.device.fused, devices), notice)
-    host = throwaway_host(host_spec, host_options, data[devices[0]].info)
-    check_memory(host, host_spec.name, config, devices)
-    slot_names, topology = _layout_of(host, host_spec)
-    del host
-    space = ActionSpace.from_registry(registry, topology, slot_names, config.actions)
-    policy_spec = registry.get("policy", config.policy.name)
-    context = PolicyContext(
-        space=space,
-        n_envs=config.run.envs,
-        episode_length=config.run.episode_length,
-        device=devices[0],
-        seed=derived_seed(seed, 200),
-        lifecycle=config.lifecycle,
-    )
-    policy = policy_spec.factory(structure(policy_spec, config.policy.options, "policy.options"), context)
+    space = plan.space
     used = {
         "task": task.spec.name,
-        "host": host_spec.name,
-        "policy": policy_spec.name,
-        "reward": reward_spec.name,
+        "host": plan.host_spec.name,
+        "policy": plan.policy_spec.name,
+        "reward": plan.reward_spec.name,
         "blueprint": space.blueprints[1:],
         "blend_style": space.styles,
     }
     return RunParts(
-        config=config, registry=registry, devices=devices, task=task, data=data, host_spec=host_spec,
-        reward_spec=reward_spec, envs=envs, groups=groups, space=space, policy_spec=policy_spec, policy=policy,
-        policy_device=devices[0], plugins=plugin_set(registry, used), observers=observers,
+        config=config, registry=registry, devices=devices, task=task, data=data, host_spec=plan.host_spec,
+        reward_spec=plan.reward_spec, envs=envs, groups=groups, space=space, policy_spec=plan.policy_spec,
+        policy=plan.policy, policy_device=devices[0], plugins=plugin_set(registry, used), observers=basis.observers,
     )

@@ -38,4 +38,5 @@ SPEC = BlendStyleSpec(
     description="Residual blend through a learned per-sample gate g(h) in (0,1) (C+1 params, part of the seed).",
     formula="h + a*g(h)*s, g(h) = sigmoid(w . mean_hw(h) + b)",
     factory=Gated,
+    topologies=frozenset({"cnn"}),  # the gate pools [B, C, H, W] features over H and W
 )

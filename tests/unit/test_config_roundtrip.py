@@ -11,7 +11,7 @@ from typing import Any
 from hypothesis import given
 from hypothesis import strategies as st
 
-from esper_core.cli.config import to_toml
+from esper_core.config.toml import to_toml
 from esper_core.config import (
     ActionsConfig,
     DeviceConfig,

@@ -107,3 +107,63 @@ def test_truncated_steps_bootstrap_from_stored_values():
     buffer.add(0, **data, truncated=torch.tensor([True]), bootstrap_values=torch.tensor([4.0]))
     adv, _ = buffer.compute_returns(torch.tensor([100.0]), 0.5, 1.0)
     assert adv.item() == pytest.approx(2.0)
+
+
+# ------------------------------------------------------------------ each step checked as it is stored
+def test_add_catches_a_mask_row_without_the_stored_action_at_the_step_that_stored_it():
+    """A mask handed in that no longer allows its action (the slot-head failure seen after a resume on
+    CUDA: an all-False row at one step) is caught by ``add`` at that step, naming env, head, the mask
+    handed in and the buffer's row; before, it surfaced only in the update as "no valid entry"."""
+    buffer = RolloutBuffer(3, 2, 3, SIZES)
+    buffer.add(0, **step_data())
+    data = step_data()
+    data["masks"]["slot"][1] = False  # env 1's slot row is all-False, its action 0 stored anyway
+    with pytest.raises(RolloutError) as info:
+        buffer.add(1, **data)
+    message = str(info.value)
+    assert "rollout step 1 stored unusable data (1 head/env pair(s))" in message
+    assert "head 'slot', env 1: action handed in 0, stored 0; mask handed in [0, 0], buffer's row [0, 0]" in message
+    assert "the mask handed in already forbids the action" in message
+
+
+def test_add_catches_a_buffer_row_that_differs_from_the_mask_handed_in():
+    class ChangingMasks(dict):
+        """Hands out an all-False slot mask to the copy, the true one afterwards (a lost copy)."""
+
+        def __init__(self, masks):
+            super().__init__(masks)
+            self.reads = 0
+
+        def __getitem__(self, head):
+            value = super().__getitem__(head)
+            if head == "slot":
+                self.reads += 1
+                if self.reads == 1:
+                    return torch.zeros_like(value)
+            return value
+
+    buffer = RolloutBuffer(2, 2, 3, SIZES)
+    data = step_data()
+    data["masks"] = ChangingMasks(data["masks"])
+    with pytest.raises(RolloutError) as info:
+        buffer.add(0, **data)
+    message = str(info.value)
+    assert "head 'slot', env 0: action handed in 0, stored 0; mask handed in [1, 1], buffer's row [0, 0]" in message
+    assert "the copy into the buffer did not take" in message
+
+
+def test_a_row_changed_after_a_checked_add_is_reported_as_changed_afterwards():
+    buffer = full_buffer()
+    buffer.masks["alpha_target"][1].zero_()
+    with pytest.raises(RolloutError, match="(?s)no valid entry at step 1, env 0.*changed afterwards"):
+        buffer.validate()
+
+
+def test_the_step_check_can_be_switched_off():
+    buffer = RolloutBuffer(1, 2, 3, SIZES, check_steps=False)
+    data = step_data()
+    data["masks"]["tempo"][0] = False
+    buffer.add(0, **data)  # not checked here ...
+    with pytest.raises(RolloutError, match="head 'tempo': stored mask has no valid entry at step 0, env 0") as info:
+        buffer.validate()  # ... only in the update
+    assert "changed afterwards" not in str(info.value)

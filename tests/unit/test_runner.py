@@ -207,3 +207,27 @@ def test_build_run_wires_everything_once_and_two_builds_from_one_config_are_the_
     for first, second in zip(parts.envs, again.envs):
         assert first.seed == second.seed
     assert notices == []  # the task was named: nothing chosen on the user's behalf
+
+
+def test_a_mask_that_changes_during_the_env_step_is_caught_at_that_step(tmp_path):
+    """The policy output's masks pass the legality check, then change before they are stored (as an
+    all-False mask row appeared at step 13 after a resume on a shared H100): the runner's store raises
+    at that step, naming it, instead of the update failing a whole round later."""
+    from esper_core.rl.rollout import RolloutError
+
+    runner = _runner(tmp_path, _config("learner", rounds=1))
+    act, step_envs, outputs = runner.policy.act, runner._step_envs, []
+
+    def remember(*args, **kwargs):
+        outputs.append(act(*args, **kwargs))
+        return outputs[-1]
+
+    def corrupt_then_step(actions):
+        if runner._step_index == 1:
+            outputs[-1].masks["slot"].zero_()  # after check_legal, before _store
+        return step_envs(actions)
+
+    runner.policy.act, runner._step_envs = remember, corrupt_then_step
+    with pytest.raises(RolloutError, match="(?s)rollout step 1 stored unusable data.*head 'slot', env 0.*buffer's row"):
+        runner.run(1)
+    assert runner.policy.updates == []  # never reached the update

@@ -154,6 +154,21 @@ class PPOV2Options:
     critic_weight_decay: float = attrs.field(
         default=0.0, validator=at_least(0.0), metadata=_help("weight decay on the critic only (never on the actor heads)")
     )
+    # Critic levers (issue 15: explained variance stayed near 0). Off by default until a study shows one helps.
+    value_norm: bool = attrs.field(
+        default=False,
+        metadata=_help("critic predicts returns normalised by their running mean/std (kept in checkpoints); its "
+                       "output layer is rescaled when the statistics move, so V(s) in return units is unchanged"),
+    )
+    critic_lr: float | None = attrs.field(
+        default=None, validator=above(0.0, optional=True),
+        metadata=_help("Adam learning rate of the critic head; unset: lr"),
+    )
+    critic_max_grad_norm: float | None = attrs.field(
+        default=None, validator=above(0.0, optional=True),
+        metadata=_help("clip the critic head's gradient norm on its own (it leaves the global clip); unset: the "
+                       "critic is clipped with everything else at max_grad_norm"),
+    )
 
     # -------------------------------------------------------------------------------------- network
     # At most MAX_WIDTH: an LSTM of width w holds 8 w^2 weights (w = 4096: 134M, ~2 GB with Adam's state).

@@ -22,6 +22,7 @@ from esper_policies.ppo_v2.network import PolicyNetwork, State
 from esper_policies.ppo_v2.options import PPOV2Options
 from esper_policies.ppo_v2.stored import StoredLayout
 from esper_policies.ppo_v2.update import PPOUpdate, autocast_context, prepare_inputs
+from esper_policies.ppo_v2.value_norm import ValueNormaliser
 
 logger = logging.getLogger(__name__)
 
@@ -56,6 +57,7 @@ class PPOV2Policy:
             )
         self.network = network.to(self.device)
         self.normaliser = RunningNormaliser(self.encoder.float_dim, device=self.device)
+        self.value_norm = ValueNormaliser(self.device) if self.options.value_norm else None
         self.optimizer = self._make_optimizer()
         self.generator = torch.Generator(device=self.device)
         self.generator.manual_seed(int(context.seed))
@@ -65,7 +67,7 @@ class PPOV2Policy:
             "ppo_v2: %d parameters (%d observation features + %d slots x %d-dim blueprint embedding)",
             self.parameter_count, self.encoder.float_dim, self.encoder.n_slots, self.options.blueprint_embed_dim,
         )
-        self._updater = PPOUpdate(self.network, self.optimizer, options, self.floors, self.generator)
+        self._updater = PPOUpdate(self.network, self.optimizer, options, self.floors, self.generator, self.value_norm)
 
     def _make_optimizer(self) -> torch.optim.Optimizer:
         groups = self.network.parameter_groups()
@@ -74,7 +76,11 @@ class PPOV2Policy:
         return torch.optim.Adam(
             [
                 {"params": rest, "weight_decay": 0.0},
-                {"params": critic, "weight_decay": float(self.options.critic_weight_decay)},
+                {
+                    "params": critic,
+                    "weight_decay": float(self.options.critic_weight_decay),
+                    "lr": self.options.lr if self.options.critic_lr is None else self.options.critic_lr,
+                },
             ],
             lr=self.options.lr,
             eps=ADAM_EPS,
@@ -108,11 +114,12 @@ class PPOV2Policy:
             out, new_state = self.network.step(features, encoded.blueprint_index, state)
         inputs = mask_inputs_from_observations(observations, self.space, self.context.lifecycle, self.device)
         sampled = sample_actions(out.logits, inputs, self.floors, deterministic=deterministic, generator=self.generator)
+        value = out.value.detach().float()
         return PolicyOutput(
             actions=sampled.actions,
             log_probs=sampled.log_probs,
             masks=sampled.masks,
-            value=out.value.detach().float(),
+            value=value if self.value_norm is None else self.value_norm.denormalise(value),
             state=new_state,
             features=self.layout.pack(features, encoded.features, encoded.blueprint_index),
         )
@@ -120,8 +127,13 @@ class PPOV2Policy:
     # ------------------------------------------------------------------------------------ learning
     def update(self, rollout: Any) -> dict[str, Any]:
         inputs = prepare_inputs(rollout, self.layout, self.options.gamma, self.options.gae_lambda, self.device)
+        extra: dict[str, float] = {}
+        if self.value_norm is not None:
+            # Statistics first, so this update's targets are normalised with them; V(s) is preserved.
+            self.value_norm.update_preserving(inputs.returns, self.network.critic[-1])
+            extra = {"value_norm_mean": float(self.value_norm.mean), "value_norm_std": float(self.value_norm.std)}
         train = self._updater.run(inputs)
-        after = self._updater.evaluate_all(inputs)
+        after = self._updater.evaluate_all(inputs)  # values in return units (denormalised)
         # Statistics move only now: every row of this rollout was normalised with the same statistics.
         self.normaliser.update(inputs.raw_features)
         self.updates += 1
@@ -137,6 +149,7 @@ class PPOV2Policy:
                 "param_count": self.parameter_count,
                 "normaliser_count": float(self.normaliser.count),
                 "lr": float(self.optimizer.param_groups[0]["lr"]),
+                **extra,
             },
         )
 
@@ -151,6 +164,7 @@ class PPOV2Policy:
             "updates": self.updates,
             "action_layout": self.space.layout(),
             "feature_names": list(self.encoder.feature_names),
+            **({} if self.value_norm is None else {"value_norm": self.value_norm.state_dict()}),
         }
 
     def load_state_dict(self, state: dict[str, Any]) -> None:
@@ -168,6 +182,15 @@ class PPOV2Policy:
                 f"ppo_v2 state was saved with another observation layout ({len(saved)} features, this one has "
                 f"{len(mine)}; differing: {changed[:10]})"
             )
+        if self.value_norm is not None:
+            if "value_norm" not in state:
+                raise KeyError(
+                    "ppo_v2 state has no value normaliser statistics, but policy.options.value_norm is on: it was "
+                    "saved with value_norm off; resume with the same option"
+                )
+            self.value_norm.load_state_dict(state["value_norm"])
+        elif "value_norm" in state:
+            raise KeyError("ppo_v2 state was saved with policy.options.value_norm on; resume with the same option")
         self.network.load_state_dict(state["network"])
         self.optimizer.load_state_dict(state["optimizer"])
         self.normaliser.load_state_dict(state["normaliser"])

@@ -32,6 +32,7 @@ from esper_core.rl.sampling import evaluate_actions
 from esper_policies.ppo_v2.network import NetworkOutput, PolicyNetwork, State, segment_starts
 from esper_policies.ppo_v2.options import PPOV2Options
 from esper_policies.ppo_v2.stored import StoredLayout
+from esper_policies.ppo_v2.value_norm import ValueNormaliser
 
 #: Log-ratios are clamped to +-this before exp(): a numerical guard (ratio <= 4.9e8) so an exploded
 #: ratio can never turn into inf * 0 = NaN; far outside any clip range, and flagged by the diagnostics.
@@ -157,13 +158,18 @@ class PPOUpdate:
         options: PPOV2Options,
         floors: dict[str, float],
         generator: torch.Generator,
+        value_norm: ValueNormaliser | None = None,
     ) -> None:
         self.network, self.optimizer, self.options = network, optimizer, options
         self.floors, self.generator = floors, generator
+        self.value_norm = value_norm  # None: the critic predicts returns as they are
         groups = network.parameter_groups()
         self.groups = groups
-        self.main_params = [p for name, ps in groups.items() if name != "q" for p in ps]
+        # With critic_max_grad_norm the critic head is clipped on its own, like the Q head always is.
+        apart = {"q", "critic"} if options.critic_max_grad_norm is not None else {"q"}
+        self.main_params = [p for name, ps in groups.items() if name not in apart for p in ps]
         self.q_params = groups["q"]
+        self.critic_params = groups["critic"]
 
     # ------------------------------------------------------------------------------------ evaluation
     def evaluate(
@@ -192,6 +198,8 @@ class PPOUpdate:
         envs = torch.arange(inputs.n_envs, device=inputs.actions.device)
         with torch.no_grad():
             evaluation, _ = self.evaluate(inputs, envs, 0, inputs.n_steps, inputs.initial_state)
+        if self.value_norm is not None:
+            evaluation = attrs.evolve(evaluation, values=self.value_norm.denormalise(evaluation.values.float()))
         return evaluation
 
     # ----------------------------------------------------------------------------------------- losses
@@ -204,6 +212,9 @@ class PPOUpdate:
         advantages = _select(inputs.advantages, t0, t1, envs)
         returns = _select(inputs.returns, t0, t1, envs)
         old_values = _select(inputs.old_values, t0, t1, envs)
+        q_targets = returns
+        if self.value_norm is not None:  # the critic head works in normalised units (value_norm.py)
+            returns, old_values = self.value_norm.normalise(returns), self.value_norm.normalise(old_values)
 
         head_log_ratio = ev.log_probs - old_log_probs
         joint = joint_log_ratio(ev.log_probs, old_log_probs, ops).clamp(-LOG_RATIO_LIMIT, LOG_RATIO_LIMIT)
@@ -226,7 +237,7 @@ class PPOUpdate:
             "policy_loss": -surrogate.sum(),
             "value_loss": 0.5 * value_err.sum(),
             "entropy_bonus": weighted_entropy,
-            "q_loss": 0.5 * (q_taken - returns).square().sum(),
+            "q_loss": 0.5 * (q_taken - q_targets).square().sum(),
             # Measured during the step (before it is applied), so a separate name from the diagnostics'
             # post-update ``approx_kl``: in a one-epoch update this is ~0 by construction.
             "step_approx_kl": (joint_ratio - 1.0 - joint).sum(),
@@ -322,6 +333,9 @@ class PPOUpdate:
         max_norm = self.options.max_grad_norm
         total = nn.utils.clip_grad_norm_(self.main_params, max_norm)
         nn.utils.clip_grad_norm_(self.q_params, max_norm)
+        critic_norm = self.options.critic_max_grad_norm
+        if critic_norm is not None:
+            step["critic_grad_clipped"] = (nn.utils.clip_grad_norm_(self.critic_params, critic_norm) > critic_norm).float()
         step["grad_norm"] = total.detach().float()
         step["grad_norm_max"] = total.detach().float()
         step["grad_clipped"] = (total > max_norm).float()

@@ -76,6 +76,20 @@ class MaskInputs:
     def device(self) -> torch.device:
         return self.stage.device
 
+    def env_rows(self, env: int) -> "MaskInputs":
+        """The inputs of env ``env`` alone (a one-env batch): what a rule-based policy deciding env by env
+        builds its masks from."""
+        rows = slice(env, env + 1)
+        return attrs.evolve(
+            self,
+            stage=self.stage[rows],
+            epochs_in_stage=self.epochs_in_stage[rows],
+            seed_age=self.seed_age[rows],
+            alpha_at_target=self.alpha_at_target[rows],
+            blueprint_support=self.blueprint_support[rows],
+            style_support=self.style_support[rows],
+        )
+
 
 def mask_inputs_from_tensors(
     stage: torch.Tensor,

@@ -141,19 +141,6 @@ def _pick(preferred: Sequence[Any], entries: Sequence[Any], valid: list[bool]) -
     return entries[valid.index(True)]
 
 
-def _env_inputs(inputs: MaskInputs, env: int) -> MaskInputs:
-    rows = slice(env, env + 1)
-    return attrs.evolve(
-        inputs,
-        stage=inputs.stage[rows],
-        epochs_in_stage=inputs.epochs_in_stage[rows],
-        seed_age=inputs.seed_age[rows],
-        alpha_at_target=inputs.alpha_at_target[rows],
-        blueprint_support=inputs.blueprint_support[rows],
-        style_support=inputs.style_support[rows],
-    )
-
-
 class HeuristicPolicy:
     learns = False
 
@@ -209,7 +196,7 @@ class HeuristicPolicy:
             b, s, e = _track(
                 state.best_val_acc[env], state.stale_epochs[env], state.last_epoch[env], obs, self.options.plateau_eps
             )
-            row = self._decide(obs, _env_inputs(cpu_inputs, env), plateau=s >= self.options.plateau_epochs)
+            row = self._decide(obs, cpu_inputs.env_rows(env), plateau=s >= self.options.plateau_epochs)
             if Op(int(row[0])) is Op.GERMINATE:
                 s = 0  # wait for the next plateau before growing again
                 name = self._space.blueprints[int(row[HEADS.index("blueprint")])]

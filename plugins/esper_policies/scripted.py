@@ -113,7 +113,7 @@ class ScriptedPolicy(NonLearningPolicy):
 
     def act(self, observations: Sequence[EnvObservation], state: Any, deterministic: bool = False) -> PolicyOutput:
         inputs = mask_inputs_from_observations(observations, self._space, self._lifecycle, _CPU)
-        rows = torch.stack([self._decide(obs, self.entry(e), _one_env(inputs, e)) for e, obs in enumerate(observations)])
+        rows = torch.stack([self._decide(obs, self.entry(e), inputs.env_rows(e)) for e, obs in enumerate(observations)])
         masks = compute_action_masks(inputs, rows)
         n_envs = len(observations)
         return PolicyOutput(
@@ -154,19 +154,6 @@ class ScriptedPolicy(NonLearningPolicy):
     def load_state_dict(self, state: dict[str, Any]) -> None:
         if state:
             raise ValueError(f"the scripted policy has no state; got keys {sorted(state)}")
-
-
-def _one_env(inputs: MaskInputs, env: int) -> MaskInputs:
-    rows = slice(env, env + 1)
-    return attrs.evolve(
-        inputs,
-        stage=inputs.stage[rows],
-        epochs_in_stage=inputs.epochs_in_stage[rows],
-        seed_age=inputs.seed_age[rows],
-        alpha_at_target=inputs.alpha_at_target[rows],
-        blueprint_support=inputs.blueprint_support[rows],
-        style_support=inputs.style_support[rows],
-    )
 
 
 SPEC = PolicySpec(

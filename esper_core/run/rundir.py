@@ -6,7 +6,7 @@ runs/<name>/config.toml     the same resolved config as TOML, every plugin optio
 runs/<name>/events.jsonl    typed events (esper_core.run.telemetry)
 runs/<name>/metrics.jsonl   one line per round: policy update metrics + env stats (+ timing)
 runs/<name>/checkpoints/    round_NNNNN.pt, atomic (esper_core.run.checkpoint)
-runs/<name>/summary.json    final numbers (also written on interrupt)
+runs/<name>/summary.json    final numbers (also written on interrupt, and on failure with the error)
 runs/<name>/report/         plots from ``esper report`` (when matplotlib is installed)
 runs/<name>/eval.json       ``esper eval``: test accuracy and final morphology per env
 runs/<name>/export/         ``esper export``: round_NNNNN/env<N>/{manifest.json,state_dict.pt} (esper_core.run.export)

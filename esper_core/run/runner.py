@@ -307,6 +307,9 @@ class Runner:
                 except EnvGroupsLost as lost:
                     self._replay_round(lost)
                     continue
+                except BaseException as error:
+                    self._write_failed_summary(error)
+                    raise
                 if not played:
                     status = "interrupted"
                     break
@@ -483,19 +486,38 @@ class Runner:
 
     # ------------------------------------------------------------------------------------- telemetry
     # ----------------------------------------------------------------------------------------- summary
-    def summary(self, status: str) -> dict[str, Any]:
+    def summary(self, status: str, totals: dict[str, Any] | None = None) -> dict[str, Any]:
+        totals = self.totals if totals is None else totals
         return {
             "status": status,
             "rounds_completed": self.round,
             "rounds_planned": self.config.run.rounds,
-            "env_steps": self.totals["env_steps"],
-            "wall_time_s": self.totals["wall_time_s"],
+            "env_steps": totals["env_steps"],
+            "wall_time_s": totals["wall_time_s"],
             "task": self.task.spec.name,
             "host": self.host_spec.name,
             "policy": self.policy_spec.name,
-            "seeds": {k: self.totals[k] for k in ("germinated", "fossilized", "pruned", "faults")},
-            "last_episode": self.totals["last_episode"],
+            "seeds": {k: totals[k] for k in ("germinated", "fossilized", "pruned", "faults")},
+            "last_episode": totals["last_episode"],
         }
+
+    def _write_failed_summary(self, error: BaseException) -> None:
+        """A round that raised leaves summary.json true: status ``failed`` (``interrupted`` for Ctrl-C), the
+        error, and the totals at the start of the failed round (its partial counts are discarded, as a
+        resume replays it). Why: a run that died used to keep
+        the summary of an earlier stop, which named rounds and totals the run had long passed."""
+        if self.run_dir is None:
+            return
+        start = self._round_start_payload
+        totals = start["totals"] if start is not None else self.totals
+        interrupted = isinstance(error, KeyboardInterrupt)
+        summary = self.summary("interrupted" if interrupted else "failed", totals)
+        if not interrupted:
+            summary["error"] = f"{type(error).__name__}: {str(error).splitlines()[0] if str(error) else ''}".rstrip(": ")
+        try:
+            self.run_dir.write_summary(summary)
+        except OSError:
+            pass  # the original error matters more than a summary that cannot be written
 
     # -------------------------------------------------------------------------------------------- eval
     def evaluate(self) -> list[dict[str, Any]]:

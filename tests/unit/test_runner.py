@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import json
+
 import attrs
 import pytest
 import torch
@@ -231,3 +233,24 @@ def test_a_mask_that_changes_during_the_env_step_is_caught_at_that_step(tmp_path
     with pytest.raises(RolloutError, match="(?s)rollout step 1 stored unusable data.*head 'slot', env 0.*buffer's row"):
         runner.run(1)
     assert runner.policy.updates == []  # never reached the update
+
+
+def test_a_round_that_raises_leaves_a_true_summary_of_the_last_round_boundary(tmp_path):
+    """Regression: a run that died in its third round kept summary.json from an earlier stop (an H100
+    study run said 13 rounds after finishing 15). Now the summary says failed, names the error and holds
+    the totals of the failed round's start."""
+    runner = _runner(tmp_path, _config("learner", rounds=3))
+    runner.run(2)
+    after_two = json.loads(runner.run_dir.summary_path.read_text())
+    policy = runner.policy
+
+    def broken_update(rollout):
+        raise RuntimeError("the update broke\nsecond line")
+
+    policy.update = broken_update
+    with pytest.raises(RuntimeError, match="the update broke"):
+        runner.run(1)
+    summary = json.loads(runner.run_dir.summary_path.read_text())
+    assert summary["status"] == "failed" and summary["error"] == "RuntimeError: the update broke"
+    assert summary["rounds_completed"] == 2
+    assert summary["env_steps"] == after_two["env_steps"] and summary["seeds"] == after_two["seeds"]

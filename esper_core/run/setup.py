@@ -331,6 +331,18 @@ def check_setup(config: EsperConfig, registry: Any) -> tuple[RunBasis, str | Non
     return basis, None
 
 
+def make_env(
+    config: EsperConfig, registry: Any, data: Any, device: torch.device, host_spec: Any, host_options: Any,
+    reward: Any, index: int, quarantine: PluginQuarantine,
+) -> MorphogenesisEnv:
+    """Env ``index`` of a run, on ``device`` (where ``data`` was loaded). Its seed derives from the run seed
+    and the index alone, so the env is the same wherever it is built (here, or in a Ray actor)."""
+    return MorphogenesisEnv(
+        data, host_spec, config, registry, device, derived_seed(config.run.seed, 100, index),
+        host_options=host_options, reward=reward, index=index, quarantine=quarantine,
+    )
+
+
 def build_run(
     config: EsperConfig,
     registry: Any,
@@ -354,15 +366,13 @@ def build_run(
     data = {device: _load_task(task, device, config.task.data_dir, seed) for device in dict.fromkeys(devices)}
     plan = plan_run(config, registry, data[devices[0]].info, devices)
     quarantine = PluginQuarantine(notice=notice, describe=lambda kind, name: describe_contributor(registry, kind, name))
-    envs = []
-    for i in range(config.run.envs):
-        device = devices[i % len(devices)]
-        envs.append(
-            MorphogenesisEnv(
-                data[device], plan.host_spec, config, registry, device, derived_seed(seed, 100, i),
-                host_options=plan.host_options, reward=plan.rewards[i], index=i, quarantine=quarantine,
-            )
+    envs = [
+        make_env(
+            config, registry, data[devices[i % len(devices)]], devices[i % len(devices)], plan.host_spec,
+            plan.host_options, plan.rewards[i], i, quarantine,
         )
+        for i in range(config.run.envs)
+    ]
     groups = fused_groups(envs, fuses(config.device.fused, devices), notice)
     space = plan.space
     used = {

@@ -51,6 +51,64 @@ class TaskMetric:
         """The metric a score stands for (the inverse of ``score``)."""
         return self.worst + score * (self.best - self.worst)
 
+    # Labels for people (console, ``esper report``, ``esper eval``): accuracy keeps the words it always had.
+    @property
+    def is_accuracy(self) -> bool:
+        """Whether the score is plain accuracy (then labels say "acc" and show the score itself)."""
+        return self.name == "accuracy" and not self.from_loss and (self.worst, self.best) == (0.0, 1.0)
+
+    @property
+    def label(self) -> str:
+        """The metric's name in words: ``bits_per_byte`` -> ``bits per byte``."""
+        return self.name.replace("_", " ")
+
+    @property
+    def short(self) -> str:
+        """A short label for narrow lines: ``acc``, or the initials of a multi-word name (``bpb``)."""
+        if self.is_accuracy:
+            return "acc"
+        words = self.label.split()
+        return "".join(w[0] for w in words) if len(words) > 1 else self.label
+
+    @property
+    def score_label(self) -> str:
+        """What a score axis or column is, e.g. ``accuracy`` or ``score (1 - bits per byte / 8)``."""
+        if self.is_accuracy:
+            return "accuracy"
+        if self.best == 0.0:
+            formula = f"1 - {self.label} / {self.worst:g}"
+        elif self.worst == 0.0:
+            formula = f"{self.label} / {self.best:g}"
+        else:
+            formula = f"({self.label} - {self.worst:g}) / ({self.best:g} - {self.worst:g})"
+        return f"score ({formula})"
+
+    @property
+    def score_short(self) -> str:
+        """A score column's short name: ``acc`` or ``score``."""
+        return "acc" if self.is_accuracy else "score"
+
+    def describe(self, score: float, digits: int = 3) -> str:
+        """A score as people read it: ``acc 0.512`` (unchanged for accuracy) or ``bpb 3.104``."""
+        return f"{self.short} {self.value_of(score):.{digits}f}"
+
+    def to_dict(self) -> dict[str, Any]:
+        """What a run records (config.json ``metric``) so ``esper report`` can label it later."""
+        return attrs.asdict(self)
+
+    @classmethod
+    def from_record(cls, record: Any) -> "TaskMetric":
+        """The metric a run recorded; accuracy for runs from before it was recorded or a damaged record."""
+        if not isinstance(record, dict):
+            return ACCURACY
+        try:
+            fields = {f.name for f in attrs.fields(cls)}
+            metric = cls(**{k: v for k, v in record.items() if k in fields})
+            metric.score(0.0)  # a nonsense record (strings, worst == best) falls back too
+            return metric if isinstance(metric.name, str) else ACCURACY
+        except (TypeError, ValueError, ZeroDivisionError, ArithmeticError):
+            return ACCURACY
+
 
 #: What every classification task is judged by (the default).
 ACCURACY = TaskMetric()

@@ -22,6 +22,7 @@ from esper_core.cli.access import open_run
 from esper_core.cli.run import DATA_DIR_HELP, config_from_checkpoint
 from esper_core.config.sections import EsperConfig, ObserversConfig
 from esper_core.events import EvalEnded, EvalResult, EvalStarted
+from esper_core.records import TaskMetric
 from esper_core.run.export import morphology_rows, slot_records
 from esper_core.run.progress import Progress
 from esper_core.run.rundir import RunDir, write_json_atomic
@@ -131,7 +132,7 @@ def eval_command(
     no_observers: bool, data_dir: str | None,
 ) -> None:
     """Run the saved policy deterministically for one episode per env (--episodes N for more); report
-    held-out test accuracy and the network each env grew. Writes RUN_DIR/eval-ROUND-N.json (every
+    held-out test accuracy (the task's metric, e.g. bits per byte) and the network each env grew. Writes RUN_DIR/eval-ROUND-N.json (every
     evaluation is kept) and RUN_DIR/eval.json (the latest)."""
     progress = Progress()
     replay = replay_final_episode(
@@ -152,11 +153,12 @@ def eval_command(
         mean = sum(r["test_acc"] for r in rows) / len(rows)
         telemetry.emit(EvalEnded(round=replay.round, mean_test_acc=mean))
         devices = [str(d) for d in replay.runner.devices]
+        metric: TaskMetric = replay.runner.metric
     finally:
         replay.runner.close()
     result = {
         "checkpoint": str(replay.checkpoint), "round": replay.round, "episodes": episodes, "devices": devices,
-        "mean_test_acc": mean, "envs": rows,
+        "mean_test_acc": mean, "metric": metric.to_dict(), "mean_test_metric": metric.value_of(mean), "envs": rows,
     }
     kept = history_path(replay.run, replay.round)
     write_json_atomic(kept, result)
@@ -164,10 +166,12 @@ def eval_command(
     if as_json:
         click.echo(json.dumps(result, indent=2))
         return
+    # the task's metric, not its score: accuracy as before, e.g. bits per byte for a language model
     progress.table(
-        ["env", "episode", "test acc", "final val acc", "host params", "params added", "fossilized", "pruned"],
-        [[r["env"], r["episode"], r["test_acc"], r["final_val_acc"], r["host_params"], r["params_added"],
-          r["fossilized"], r["pruned"]] for r in rows],
+        ["env", "episode", f"test {metric.short}", f"final val {metric.short}", "host params", "params added",
+         "fossilized", "pruned"],
+        [[r["env"], r["episode"], metric.value_of(r["test_acc"]), metric.value_of(r["final_val_acc"]), r["host_params"],
+          r["params_added"], r["fossilized"], r["pruned"]] for r in rows],
         f"eval of {replay.checkpoint.name} (deterministic policy, {episodes} episode(s) per env)",
     )
     progress.table(
@@ -175,4 +179,5 @@ def eval_command(
         morphology_table([r for r in rows if r["episode"] == max(x["episode"] for x in rows if x["env"] == r["env"])]),
         "final morphology per env (slots holding a seed, last episode)",
     )
-    progress.notice(f"mean test accuracy {mean:.4f}; written to {kept} (latest also in eval.json)")
+    shown = f"{metric.label} {mean:.4f}" if metric.is_accuracy else f"{metric.label} {metric.value_of(mean):.4f} (score {mean:.4f})"
+    progress.notice(f"mean test {shown}; written to {kept} (latest also in eval.json)")

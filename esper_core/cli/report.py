@@ -27,6 +27,7 @@ from esper_core.cli.report_health import (  # noqa: F401 - TABLE_ROUNDS, warning
     warning_kind,
 )
 from esper_core.cli.report_plots import TIMELINE_ENVS, TIMELINE_ROUNDS, plot_curves, plot_lifecycle, plot_morphology
+from esper_core.records import TaskMetric
 from esper_core.run.progress import render_table
 from esper_core.run.rundir import RunDir, write_json_atomic
 from esper_core.run.telemetry import read_jsonl
@@ -70,6 +71,8 @@ def build_report(run: RunDir) -> dict[str, Any]:
     return {
         "run": run.name,
         "title": run_title(run.name, config, described.get("task")),
+        # the task's metric as the run recorded it (runs from before it was: accuracy); labels come from it
+        "metric": TaskMetric.from_record(described.get("metric")).to_dict(),
         "summary": run.read_summary(),
         "episode_length": episode_length_of(config, events),
         "slots": slots,
@@ -121,6 +124,9 @@ def render_report(report: dict[str, Any]) -> str:
             f"| env steps {summary.get('env_steps')} | wall {summary.get('wall_time_s', 0.0):.1f}s | "
             f"task {summary.get('task')} host {summary.get('host')} policy {summary.get('policy')}"
         )
+    metric = TaskMetric.from_record(report.get("metric"))
+    if not metric.is_accuracy:
+        parts.append(f"metric: {metric.label}; the numbers below are its {metric.score_label}, higher is better")
     spread = report.get("spread", {}).get("final_val_acc", {})
     ranges = dict(zip(spread.get("round", []), zip(spread.get("min", []), spread.get("max", []))))
     rows = [
@@ -129,7 +135,7 @@ def render_report(report: dict[str, Any]) -> str:
         for r in report["rounds"]
     ]
     if rows:
-        parts.append(render_table(["round", "val acc", "min-max over envs", "return", "germ", "foss", "prune"], rows,
+        parts.append(render_table(["round", f"val {metric.score_short}", "min-max over envs", "return", "germ", "foss", "prune"], rows,
                                   "per round (means over envs)"))
     if report["blueprints"]:
         parts.append(
@@ -193,7 +199,8 @@ def write_report(
     title = report["title"]
     spread = {key: Spread(tuple(v["round"]), tuple(v["mean"]), tuple(v["min"]), tuple(v["max"]), v["envs"])
               for key, v in report["spread"].items()}
-    plots = [plot_curves(spread, report["rounds"], run.report_dir / "curves.png", plt, title)]
+    plots = [plot_curves(spread, report["rounds"], run.report_dir / "curves.png", plt, title,
+                         metric=TaskMetric.from_record(report.get("metric")))]
     spans, lives = lifecycle(events, report["episode_length"])
     timeline = plot_lifecycle(spans, lives, report["slots"], report["episode_length"], run.report_dir / "lifecycle.png",
                               plt, title, max_envs=timeline_envs, max_rounds=timeline_rounds)

@@ -16,6 +16,7 @@ from pathlib import Path
 from typing import Any, Sequence
 
 from esper_core.ops import HEADS
+from esper_core.records import TaskMetric
 
 #: Values compared per round.
 COMPARED: tuple[str, ...] = ("final_val_acc", "episode_return", "params_added")
@@ -49,8 +50,8 @@ def summarise(run: Path, window: int = 10) -> dict[str, Any]:
     run = Path(run)
     episodes = [e for e in _lines(run / "events.jsonl") if e.get("type") == "episode_end"]
     metrics = _lines(run / "metrics.jsonl")
-    config = json.loads((run / "config.json").read_text())
-    config = config.get("config", config)
+    described = json.loads((run / "config.json").read_text())
+    config = described.get("config", described)
     rounds = sorted({e["round"] for e in episodes})
     first, last = rounds[:window], rounds[-window:]
 
@@ -67,6 +68,7 @@ def summarise(run: Path, window: int = 10) -> dict[str, Any]:
     series["fossilized"] = per_round("fossilized", sum)
     return {
         "run": run.name,
+        "metric": TaskMetric.from_record(described.get("metric")).to_dict(),
         "policy": config.get("policy", {}).get("name", run.name),
         "seed": config.get("run", {}).get("seed"),
         "rounds": len(rounds),
@@ -101,9 +103,20 @@ def _plain(value: float | None, spec: str) -> str:
     return "-" if value is None else format(value, spec)
 
 
+def score_names(rows: list[dict[str, Any]]) -> tuple[str, str]:
+    """(short, long) name of the compared score: the runs' metric when they share one ("acc", "accuracy"
+    as before), else just "score" (each task's own score, higher is better)."""
+    metrics = {TaskMetric.from_record(r.get("metric")) for r in rows}
+    if len(metrics) == 1:
+        metric = metrics.pop()
+        return metric.score_short, metric.score_label
+    return "score", "score (each run's task metric, higher is better)"
+
+
 def markdown(rows: list[dict[str, Any]]) -> str:
+    short = score_names(rows)[0]
     text = (
-        "| run | rounds | val acc, first rounds | val acc, last rounds | params added, last rounds | "
+        f"| run | rounds | val {short}, first rounds | val {short}, last rounds | params added, last rounds | "
         "return, first -> last | germinated | fossilized | pruned | faults |\n"
         "|---|---|---|---|---|---|---|---|---|---|\n"
     )
@@ -141,7 +154,7 @@ def plot(rows: list[dict[str, Any]], out: Path, smooth: int = 5, plt: Any = None
             return None
     from esper_core.cli.report_plots import integer_rounds
 
-    panels = (("final_val_acc", "final validation accuracy"), ("episode_return", "episode return"),
+    panels = (("final_val_acc", f"final validation {score_names(rows)[1]}"), ("episode_return", "episode return"),
               ("params_added", "parameters added"), ("fossilized", "seeds fossilized (all envs)"))
     figure, axes = plt.subplots(1, len(panels), figsize=(18, 4.2))
     for axis, (key, label) in zip(axes, panels):

@@ -10,6 +10,7 @@ from pathlib import Path
 from typing import Any, Mapping, Sequence
 
 from esper_core.cli.report_data import SeedLife, Span, Spread
+from esper_core.records import ACCURACY, TaskMetric
 
 #: Colour of each stage on the timeline and the morphology (DORMANT draws nothing).
 STAGE_COLOURS: Mapping[str, str] = {
@@ -48,16 +49,17 @@ def _spread(axis: Any, spread: Spread, label: str, colour: str | None = None) ->
 
 
 def plot_curves(
-    spreads: Mapping[str, Spread], rounds: Sequence[dict[str, Any]], path: Path, plt: Any, title: str
+    spreads: Mapping[str, Spread], rounds: Sequence[dict[str, Any]], path: Path, plt: Any, title: str,
+    metric: TaskMetric = ACCURACY,
 ) -> Path:
-    """Validation accuracy, episode return and parameters added (mean, band = min..max over the envs),
+    """Validation accuracy (the task metric's score, titled by ``metric``), episode return and parameters added (mean, band = min..max over the envs),
     seeds germinated / fossilized / pruned per round, the action mix and throughput."""
     figure, axes = plt.subplots(2, 3, figsize=(15, 7.2))
     flat = axes.ravel()
     envs = next((s.envs for s in spreads.values() if s.envs), 0)
     band = f"mean; band: min-max over {envs} envs" if envs > 1 else "one env"
     for axis, key, label in (
-        (flat[0], "final_val_acc", "final validation accuracy"),
+        (flat[0], "final_val_acc", f"final validation {metric.score_label}"),
         (flat[1], "episode_return", "episode return"),
         (flat[2], "params_added", "parameters added (fossilized seeds)"),
     ):

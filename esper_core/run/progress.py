@@ -15,6 +15,8 @@ import sys
 import time
 from typing import Any, Callable, Mapping, Sequence, TextIO
 
+from esper_core.records import ACCURACY, TaskMetric
+
 #: No progress line is wider than this, whatever the terminal.
 MAX_WIDTH = 120
 
@@ -81,6 +83,8 @@ class Progress:
         self._clock = clock
         self._line_open = False
         self._plan: tuple[float, int, int, int] | None = None  # (start time, first round, end round, steps)
+        #: The task's metric (the runner sets it): accuracy lines read ``acc 0.512``, others e.g. ``bpb 3.104``.
+        self.metric: TaskMetric = ACCURACY
 
     # ---------------------------------------------------------------------------------- layout
     @property
@@ -134,7 +138,7 @@ class Progress:
         text = fit(
             [
                 (f"round {round_index} step {step}/{steps}", 9),
-                (f"acc {mean_acc:.3f}", 7),
+                (self.metric.describe(mean_acc), 7),
                 (self.timing(round_index, step), 8),
                 (f"{steps_per_s:.2f} steps/s", 3),
                 (format_mix(mix, short=True), 5),
@@ -161,7 +165,7 @@ class Progress:
             fit(
                 [
                     (f"round {round_index}", 9),
-                    (f"acc {env.get('mean_final_val_acc', 0.0):.3f} ret {env.get('mean_return', 0.0):+.3f}", 8),
+                    (f"{self.metric.describe(env.get('mean_final_val_acc', 0.0))} ret {env.get('mean_return', 0.0):+.3f}", 8),
                     (f"germ {env.get('germinated', 0)} foss {env.get('fossilized', 0)} prune {env.get('pruned', 0)}", 7),
                     (self.timing(round_index, steps_done), 8),
                     (f"{timing.get('env_steps_per_s', 0.0):.2f} steps/s", 3),

@@ -116,6 +116,9 @@ class Runner:
         self.devices = parts.devices
         self.task = parts.task
         self.data = parts.data
+        #: The task's declared metric: config.json records it and the progress lines are labelled by it.
+        self.metric = next(iter(parts.data.values())).info.metric
+        self.progress.metric = self.metric
         self.host_spec = parts.host_spec
         self.envs = parts.envs
         self.groups = parts.groups
@@ -162,6 +165,7 @@ class Runner:
             "esper_version": esper_core.__version__,
             "config": config_dict(self.config),
             "task": self.task.spec.name,
+            "metric": self.metric.to_dict(),
             "devices": [str(d) for d in self.devices],
             "plugins": self.plugins,
             "action_layout": self.space.layout(),

@@ -1,5 +1,6 @@
 """Invariant 3, end to end: actions sampled from the masks of a real MorphogeneticModel's state are
-executed by it as sampled: it never raises, and every slot op takes effect on the chosen slot."""
+executed by it as sampled: it never raises, and every slot op takes effect on the chosen slot. On each
+topology's tiny host, with a blueprint of another topology in the head (masked out, never sampled)."""
 
 import torch
 from hypothesis import given, strategies as st
@@ -10,6 +11,7 @@ from esper_core.ops import ALPHA_CURVES, ALPHA_SPEEDS, HEADS, Op
 from esper_core.records import EnvObservation
 from esper_core.rl.sampling import sample_actions
 from support import lifecycle_strategies
+from support.topologies import Topology, by_topology
 from support.strategies import lifecycle_configs
 
 STEPS = 14
@@ -26,6 +28,7 @@ def observe(model, space) -> EnvObservation:
         last_op=Op.WAIT, last_action_ok=True, slots=model.summary(),
     )
 
+@by_topology
 @given(
     lifecycle_configs(),
     st.integers(0, 2**31 - 1),
@@ -33,16 +36,16 @@ def observe(model, space) -> EnvObservation:
     st.floats(0.1, 1.0 / len(Op)),
     st.booleans(),
 )
-def test_sampled_actions_execute_as_sampled(lifecycle, seed, logit_scale, op_floor, grow):
+def test_sampled_actions_execute_as_sampled(topology: Topology, lifecycle, seed, logit_scale, op_floor, grow):
     """``grow`` biases the op head toward the lifecycle's far end (advance, fossilize) so that rare
     paths such as HOLDING -> FOSSILIZED are exercised too."""
-    blueprints = {**lifecycle_strategies.BLUEPRINTS, "mlp_only": lifecycle_strategies.BAD_BLUEPRINTS["mlp_only"]}
-    model = lifecycle_strategies.make_model(lifecycle, seed=seed, blueprints=blueprints)
+    blueprints = {**topology.blueprints, "mlp_only": lifecycle_strategies.BAD_BLUEPRINTS["mlp_only"]}
+    model = topology.model(lifecycle, seed=seed, blueprints=blueprints)
     space = ActionSpace.build(
         slots=model.slot_names,
         blueprints=list(blueprints),
         blueprint_topologies={name: spec.topologies for name, spec in blueprints.items()},
-        styles=list(lifecycle_strategies.STYLES),
+        styles=list(topology.styles),
         tempos=[1, 2],
         alpha_targets=[0.5, 1.0],
         alpha_speeds=tuple(ALPHA_SPEEDS),

@@ -1,4 +1,5 @@
-"""Invariant 9 and friends, over random sequences of model API calls (legal or not) on a tiny model.
+"""Invariant 9 and friends, over random sequences of model API calls (legal or not) on a tiny model of
+each topology (``support.topologies``: a tiny CNN and a tiny gpt on in-memory bytes).
 
 - only table transitions happen, and the returned transitions are exactly the stage changes seen;
 - an illegal call raises LifecycleError and changes nothing (morphology, tensors, optimiser layout);
@@ -31,18 +32,9 @@ from esper_core.growth.lifecycle import (
 from esper_core.growth.model import MorphogeneticModel
 from esper_core.ops import ALPHA_SPEEDS, Op
 from esper_core.stages import SeedStage as S
-from support.lifecycle_strategies import (
-    BLUEPRINTS,
-    SLOTS,
-    STYLES,
-    apply_call,
-    batch,
-    guided_call,
-    lifecycle_configs,
-    make_model,
-    train_step,
-)
+from support.lifecycle_strategies import apply_call, guided_call, lifecycle_configs, train_step
 from support.lifecycle_truth import reference_germination_allowed, reference_legal_ops_for_slot
+from support.topologies import TOPOLOGIES, Topology, by_topology
 
 OP_OF_CALL = {
     "germinate": Op.GERMINATE,
@@ -122,9 +114,12 @@ class AlphaOracle:
                 assert min(start, target) <= summary.alpha <= max(start, target)
 
 
+@by_topology
 @given(lifecycle=lifecycle_configs(), n_calls=st.integers(1, 40), seed=st.integers(0, 3), data=st.data())
-def test_random_call_sequences_respect_the_lifecycle(lifecycle: LifecycleConfig, n_calls: int, seed: int, data) -> None:
-    model = make_model(lifecycle=lifecycle, seed=seed)
+def test_random_call_sequences_respect_the_lifecycle(
+    topology: Topology, lifecycle: LifecycleConfig, n_calls: int, seed: int, data
+) -> None:
+    model = topology.model(lifecycle=lifecycle, seed=seed)
     oracle = AlphaOracle()
     steps_since_prune: dict[str, int] = {}
     expected_cooldown: dict[str, int] = {}
@@ -149,7 +144,7 @@ def test_random_call_sequences_respect_the_lifecycle(lifecycle: LifecycleConfig,
         for transition in result:
             event(f"reached {transition.to_stage.name}")
         stages_after = {s.name: s.stage for s in model.summary()}
-        for slot in SLOTS:  # the returned transitions chain from the old stage to the new one, via the table
+        for slot in topology.slots:  # the returned transitions chain from the old stage to the new one, via the table
             chain = [t for t in result if t.slot == slot]
             stage = stages_before[slot]
             for transition in chain:
@@ -190,27 +185,34 @@ def bits(t: torch.Tensor) -> torch.Tensor:
     return t.detach().contiguous().view(torch.int32)
 
 
+@by_topology
 @given(
     seed=st.integers(0, 2**16),
-    slot=st.sampled_from(SLOTS),
-    blueprint=st.sampled_from(tuple(BLUEPRINTS)),
-    style=st.sampled_from(tuple(STYLES)),
+    slot_index=st.integers(0, 1),
+    choice=st.data(),
     steps=st.integers(1, 3),
     blended_neighbour=st.booleans(),
 )
-def test_training_seed_is_invisible_to_the_host(seed, slot, blueprint, style, steps, blended_neighbour) -> None:
-    """Against a copy taken just before germination: same outputs, same host grads, same host trajectory."""
-    model = make_model(lifecycle=LifecycleConfig(min_training_epochs=0, max_seeds=2), seed=seed)
+def test_training_seed_is_invisible_to_the_host(
+    topology: Topology, seed: int, slot_index: int, choice: st.DataObject, steps: int, blended_neighbour: bool
+) -> None:
+    """Against a copy taken just before germination: same outputs, same host grads, same host trajectory.
+    Invariant 9 holds on every topology: every host's declared isolation contains TRAINING."""
+    assert all(S.TRAINING in t.isolation for t in TOPOLOGIES)
+    slot = topology.slots[slot_index]
+    blueprint = choice.draw(st.sampled_from(tuple(topology.blueprints)), label="blueprint")
+    style = choice.draw(st.sampled_from(tuple(topology.styles)), label="style")
+    model = topology.model(lifecycle=LifecycleConfig(min_training_epochs=0, max_seeds=2), seed=seed)
     if blended_neighbour:  # the other slot already holds a blended seed that trains alongside
-        other = next(name for name in SLOTS if name != slot)
-        model.germinate(other, "conv", "gated", 0, 0.7)
+        other = topology.slots[1 - slot_index]
+        model.germinate(other, topology.random_blueprint, tuple(topology.styles)[-1], 0, 0.7)
         model.advance(other)
-        train_step(model, *batch(seed=seed))
+        train_step(model, *topology.batch(seed=seed))
     reference = copy.deepcopy(model)
     model.germinate(slot, blueprint, style, 2, 1.0)
     seed_params = list(model.slots[slot].seed.parameters())  # the blend style is not used in TRAINING
     for i in range(steps):
-        x, y = batch(seed=seed + i + 1)
+        x, y = topology.batch(seed=seed + i + 1)
         outputs = []
         for m in (model, reference):
             m.optimizer.zero_grad()

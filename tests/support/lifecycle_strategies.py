@@ -160,30 +160,39 @@ alpha_targets = st.sampled_from((0.5, 0.7, 1.0))
 speeds = st.sampled_from(tuple(ALPHA_SPEEDS))
 curves = st.sampled_from(ALPHA_CURVES)
 
-#: One model API call as a tuple (name, *args); ("step",) is step_epoch.
-model_calls = st.one_of(
-    st.tuples(
-        st.just("germinate"), slot_names, st.sampled_from(tuple(BLUEPRINTS)), st.sampled_from(tuple(STYLES)),
-        st.integers(0, 3), alpha_targets,
-    ),
-    st.tuples(st.just("advance"), slot_names),
-    st.tuples(st.just("set_alpha_target"), slot_names, alpha_targets, speeds, curves),
-    st.tuples(st.just("prune"), slot_names, speeds, curves),
-    st.tuples(st.just("fossilize"), slot_names),
-    st.tuples(st.just("step")),
-    st.tuples(st.just("step")),
-)
+def model_calls_for(
+    slots: Sequence[str], blueprints: Sequence[str], styles: Sequence[str]
+) -> st.SearchStrategy[tuple[Any, ...]]:
+    """One model API call as a tuple (name, *args) on these slots, blueprints and styles; ("step",) is
+    step_epoch. One strategy per model (``guided_call``), so any topology's host can be driven."""
+    names = st.sampled_from(tuple(slots))
+    return st.one_of(
+        st.tuples(
+            st.just("germinate"), names, st.sampled_from(tuple(blueprints)), st.sampled_from(tuple(styles)),
+            st.integers(0, 3), alpha_targets,
+        ),
+        st.tuples(st.just("advance"), names),
+        st.tuples(st.just("set_alpha_target"), names, alpha_targets, speeds, curves),
+        st.tuples(st.just("prune"), names, speeds, curves),
+        st.tuples(st.just("fossilize"), names),
+        st.tuples(st.just("step")),
+        st.tuples(st.just("step")),
+    )
+
+
+#: A model API call on the tiny CNN host (``model_calls_for`` for any other).
+model_calls = model_calls_for(SLOTS, tuple(BLUEPRINTS), tuple(STYLES))
 
 
 def call_sequences(min_size: int = 1, max_size: int = 40) -> st.SearchStrategy[list[tuple[Any, ...]]]:
     return st.lists(model_calls, min_size=min_size, max_size=max_size)
 
 
-def _call_for(op: Op, slot: str) -> st.SearchStrategy[tuple[Any, ...]]:
+def _call_for(op: Op, slot: str, model: MorphogeneticModel) -> st.SearchStrategy[tuple[Any, ...]]:
     if op == Op.GERMINATE:
         return st.tuples(
-            st.just("germinate"), st.just(slot), st.sampled_from(tuple(BLUEPRINTS)), st.sampled_from(tuple(STYLES)),
-            st.integers(0, 3), alpha_targets,
+            st.just("germinate"), st.just(slot), st.sampled_from(tuple(model.blueprints)),
+            st.sampled_from(tuple(model.styles)), st.integers(0, 3), alpha_targets,
         )
     if op == Op.SET_ALPHA_TARGET:
         return st.tuples(st.just("set_alpha_target"), st.just(slot), alpha_targets, speeds, curves)
@@ -196,7 +205,7 @@ def guided_call(data: st.DataObject, model: MorphogeneticModel, lifecycle: Lifec
     """Mostly a call the gates allow now (or a step), sometimes any call: random sequences then reach
     BLENDING, HOLDING, FOSSILIZED and the prune cooldown instead of bouncing off the gates."""
     if data.draw(st.integers(0, 9), label="any call?") < 3:
-        return data.draw(model_calls, label="any call")
+        return data.draw(model_calls_for(model.slot_names, tuple(model.blueprints), tuple(model.styles)), label="any call")
     summaries = model.summary()
     may_germinate = germination_allowed(summaries, lifecycle)
     options: list[st.SearchStrategy[tuple[Any, ...]]] = [st.just(("step",))] * 3
@@ -204,7 +213,7 @@ def guided_call(data: st.DataObject, model: MorphogeneticModel, lifecycle: Lifec
         for op in sorted(legal_ops_for_slot(summary, lifecycle)):
             if op != Op.GERMINATE or may_germinate:
                 # forward moves weigh more than PRUNE/retarget, so seeds also live long enough to fossilize
-                options.extend([_call_for(op, summary.name)] * (3 if op in (Op.ADVANCE, Op.FOSSILIZE) else 1))
+                options.extend([_call_for(op, summary.name, model)] * (3 if op in (Op.ADVANCE, Op.FOSSILIZE) else 1))
     return data.draw(data.draw(st.sampled_from(options), label="legal op"), label="legal call")
 
 

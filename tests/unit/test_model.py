@@ -14,7 +14,7 @@ from esper_core.config import LifecycleConfig
 from esper_core.growth.lifecycle import BadOpArgument, GateClosed, LifecycleError, SeedShapeError
 from esper_core.growth.model import MorphogeneticModel
 from esper_core.ops import Op
-from esper_core.records import DecodedAction, SlotPoint, StageTransition
+from esper_core.records import DecodedAction, StageTransition
 from esper_core.growth.slot import SeedSlot
 from esper_core.stages import SeedStage as S
 from support.lifecycle_strategies import (
@@ -28,15 +28,19 @@ from support.lifecycle_strategies import (
     make_model,
     train_step,
 )
+from support.topologies import CNN, Topology, by_topology
 
 
 def stage(model: MorphogeneticModel, slot: str) -> S:
     return model.slots[slot].stage
 
 
-def to_holding(model: MorphogeneticModel, slot: str = "early", tempo: int = 2, target: float = 0.7) -> None:
-    x, y = batch()
-    model.germinate(slot, "conv", "gated", tempo, target)
+def to_holding(
+    model: MorphogeneticModel, slot: str = "early", tempo: int = 2, target: float = 0.7, topology: Topology = CNN
+) -> None:
+    """Germinate the topology's random seed with its last style (CNN: ``conv``, ``gated``) and walk to HOLDING."""
+    x, y = topology.batch()
+    model.germinate(slot, topology.random_blueprint, tuple(topology.styles)[-1], tempo, target)
     for _ in range(FAST_LIFECYCLE.min_training_epochs):
         train_step(model, x, y)
         model.step_epoch()
@@ -48,9 +52,10 @@ def to_holding(model: MorphogeneticModel, slot: str = "early", tempo: int = 2, t
     assert stage(model, slot) == S.HOLDING
 
 
-def test_installs_a_seed_slot_at_every_slot_point() -> None:
-    model = make_model()
-    assert model.slot_names == ("early", "late")
+@by_topology
+def test_installs_a_seed_slot_at_every_slot_point(topology: Topology) -> None:
+    model = topology.model()
+    assert model.slot_names == topology.slots
     assert all(isinstance(model.host.slots[name], SeedSlot) for name in model.slot_names)
     assert [s.stage for s in model.summary()] == [S.DORMANT, S.DORMANT]
     assert model.seed_param_count() == 0
@@ -69,24 +74,26 @@ def test_bad_germinate_curve_in_config_is_named() -> None:
         make_model(lifecycle=LifecycleConfig(germinate_curve="zigzag"))
 
 
+@by_topology
 @pytest.mark.parametrize("train_mode", [True, False])
-def test_germination_is_function_preserving_bitwise(train_mode: bool) -> None:
-    model = make_model()
+def test_germination_is_function_preserving_bitwise(topology: Topology, train_mode: bool) -> None:
+    model = topology.model()
     model.train(train_mode)
-    x, _ = batch()
+    x, _ = topology.batch()
     reference = copy.deepcopy(model)
-    transitions = model.germinate("early", "conv", "add", 3, 1.0)
+    slot = topology.slots[0]
+    transitions = model.germinate(slot, topology.random_blueprint, tuple(topology.styles)[0], 3, 1.0)
     assert transitions == [
-        StageTransition("early", S.DORMANT, S.GERMINATED, transitions[0].reason),
-        StageTransition("early", S.GERMINATED, S.TRAINING, transitions[1].reason),
+        StageTransition(slot, S.DORMANT, S.GERMINATED, transitions[0].reason),
+        StageTransition(slot, S.GERMINATED, S.TRAINING, transitions[1].reason),
     ]
     out, expected = model(x), reference(x)
     assert torch.equal(out.detach().view(torch.int32), expected.detach().view(torch.int32))
     summary = model.summary()[0]
     assert (summary.stage, summary.alpha, summary.alpha_target, summary.alpha_at_target) == (S.TRAINING, 0.0, 1.0, False)
-    assert summary.seed_params == sum(p.numel() for p in model.slots["early"].seed_parameters()) > 0
+    assert summary.seed_params == sum(p.numel() for p in model.slots[slot].seed_parameters()) > 0
     assert model.seed_param_count() == summary.seed_params
-    assert model.slots["early"].seed.training is train_mode
+    assert model.slots[slot].seed.training is train_mode
 
 
 def test_seeds_follow_the_hosts_dtype_and_channels_last_layout() -> None:
@@ -307,18 +314,20 @@ def test_set_contribution_shows_in_the_summary_and_needs_a_seed() -> None:
     assert model.summary()[0].last_contribution == 0.25
 
 
-def test_checkpoint_round_trip_rebuilds_an_identical_model() -> None:
-    model = make_model()
-    x, y = batch()
-    to_holding(model, "early")
-    model.fossilize("early")
-    model.germinate("late", "norm_conv", "gated", 1, 0.5)
+@by_topology
+def test_checkpoint_round_trip_rebuilds_an_identical_model(topology: Topology) -> None:
+    model = topology.model()
+    x, y = topology.batch()
+    first, second = topology.slots
+    to_holding(model, first, topology=topology)
+    model.fossilize(first)
+    model.germinate(second, topology.normalising_blueprint, tuple(topology.styles)[-1], 1, 0.5)
     for _ in range(2):
         train_step(model, x, y)
         model.step_epoch()
-    model.advance("late")
+    model.advance(second)
     train_step(model, x, y)
-    model.set_contribution("late", -0.125)
+    model.set_contribution(second, -0.125)
     buffer = io.BytesIO()
     morphology = json.loads(json.dumps(model.morphology()))
     torch.save({"model": model.state_dict(), "optim": model.optimizer.state_dict()}, buffer)
@@ -326,7 +335,9 @@ def test_checkpoint_round_trip_rebuilds_an_identical_model() -> None:
     saved = torch.load(buffer, weights_only=True)
 
     torch.manual_seed(123)  # a different init: everything must come from the checkpoint
-    restored = MorphogeneticModel.restore(TinyHost(), BLUEPRINTS, STYLES, FAST_LIFECYCLE, TRAINING, morphology)
+    restored = MorphogeneticModel.restore(
+        topology.make_host(), dict(topology.blueprints), dict(topology.styles), FAST_LIFECYCLE, TRAINING, morphology
+    )
     restored.load_state_dict(saved["model"])
     restored.optimizer.load_state_dict(saved["optim"])
     assert restored.summary() == model.summary()
@@ -349,11 +360,11 @@ def test_morphology_mismatch_is_reported() -> None:
         make_model().load_morphology({**model.morphology(), "format": 99})
 
 
-def test_host_without_seeds_behaves_like_the_plain_host() -> None:
+@by_topology
+def test_host_without_seeds_behaves_like_the_plain_host(topology: Topology) -> None:
     torch.manual_seed(0)
-    plain = TinyHost()
-    torch.manual_seed(0)
-    model = MorphogeneticModel(TinyHost(), BLUEPRINTS, STYLES, FAST_LIFECYCLE, TRAINING)
-    x, _ = batch()
+    plain = topology.make_host()
+    model = topology.model(seed=0)
+    x, _ = topology.batch()
     assert torch.equal(model(x), plain(x))
-    assert SlotPoint("early", 4, 8) == model.slots["early"].point
+    assert plain.slot_points() == tuple(model.slots[name].point for name in topology.slots)

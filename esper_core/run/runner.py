@@ -321,7 +321,9 @@ class Runner:
                 self.round += 1
                 clock = self._count_wall_time(clock)  # before the checkpoint: a resumed run adds to it
                 self._checkpoint(force=self.round == target)
-        self._count_wall_time(clock)
+        # No count after the loop: wall_time_s is the time of the rounds the checkpoints hold, so a resumed
+        # run adds to exactly what this summary says (the last checkpoint's write and a discarded partial
+        # round used to be counted here and then lost on resume, so the total could shrink across a resume).
         if status == "interrupted":
             self._write_interrupt_checkpoint()
         self.telemetry.emit(RunEnded(status=status, rounds_completed=self.round, wall_time_s=self.totals["wall_time_s"]))

@@ -86,3 +86,26 @@ def test_keep_checkpoints_is_obeyed(tmp_path, keep: int, expected: list[int]) ->
     config = str(write_config(tmp_path, RANDOM_RUN, {"run": {"keep_checkpoints": keep}}))
     _cli(["run", "--config", config, "--run-dir", str(tmp_path), "--name", "k", "--rounds", "3"])
     assert [n for n, _ in list_checkpoints(tmp_path / "k" / "checkpoints")] == expected
+
+
+def test_wall_time_never_shrinks_across_a_resume_even_with_slow_checkpoint_writes(tmp_path, monkeypatch) -> None:
+    """Regression (seen on CI's slow disk): the summary counted the last checkpoint's write, which the
+    checkpoint itself cannot hold, so a resumed run's total could come out below the first session's."""
+    import time
+
+    import esper_core.run.runner as runner_module
+
+    real_save = runner_module.save_checkpoint
+
+    def slow_save(*args, **kwargs):
+        time.sleep(0.5)
+        return real_save(*args, **kwargs)
+
+    monkeypatch.setattr(runner_module, "save_checkpoint", slow_save)
+    config = str(write_config(tmp_path, RANDOM_RUN))
+    _cli(["run", "--config", config, "--run-dir", str(tmp_path), "--name", "r", "--rounds", "1"])
+    first = json.loads((tmp_path / "r" / "summary.json").read_text())["wall_time_s"]
+    monkeypatch.setattr(runner_module, "save_checkpoint", real_save)  # the resumed session writes fast
+    _cli(["resume", str(tmp_path / "r"), "--rounds", "1"])
+    second = json.loads((tmp_path / "r" / "summary.json").read_text())["wall_time_s"]
+    assert 0 < first < second

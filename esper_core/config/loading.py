@@ -312,14 +312,15 @@ def load_config(
 
 def config_to_dict(cfg: EsperConfig) -> dict[str, Any]:
     """A JSON-able nested dict (tuples as lists) that ``load_config`` turns back into ``cfg``."""
-    return _plain(CONVERTER.unstructure(cfg))
+    return plain_json(CONVERTER.unstructure(cfg))
 
 
-def _plain(value: Any) -> Any:
+def plain_json(value: Any) -> Any:
+    """An unstructured attrs tree as plain JSON types: mappings with string keys, sequences and sets as lists."""
     if isinstance(value, Mapping):
-        return {str(key): _plain(item) for key, item in value.items()}
+        return {str(key): plain_json(item) for key, item in value.items()}
     if isinstance(value, (list, tuple, set, frozenset)):
-        return [_plain(item) for item in value]
+        return [plain_json(item) for item in value]
     return value
 
 

@@ -10,7 +10,6 @@ complete or absent (temporary file in the same directory, fsync, ``os.replace``)
 
 from __future__ import annotations
 
-import os
 import re
 from pathlib import Path
 from typing import Any, Callable, Mapping, Sequence
@@ -19,7 +18,7 @@ import torch
 
 from esper_core.plugins.loader import BUILTIN_DISTRIBUTION, FORMER_BUILTIN_DISTRIBUTIONS
 from esper_core.rl.actions import layout_diff
-from esper_core.run.rundir import with_filename
+from esper_core.run.rundir import write_atomic
 
 #: Bumped when the payload layout changes incompatibly.
 CHECKPOINT_FORMAT = 1
@@ -134,32 +133,8 @@ def save_checkpoint(path: Path | str, payload: Mapping[str, Any]) -> Path:
     path = Path(path)
     check_weights_only_safe(payload)
     path.parent.mkdir(parents=True, exist_ok=True)
-    temporary = path.with_name(f".{path.name}.{os.getpid()}.tmp")
-    try:
-        with temporary.open("wb") as handle:
-            torch.save({"format": CHECKPOINT_FORMAT, **payload}, handle)
-            handle.flush()
-            os.fsync(handle.fileno())
-        os.replace(temporary, path)
-    except OSError as error:  # a full disk names the checkpoint, not just "no space"
-        raise with_filename(error, path) from error
-    finally:
-        temporary.unlink(missing_ok=True)
-    _fsync_directory(path.parent)
+    write_atomic(path, lambda handle: torch.save({"format": CHECKPOINT_FORMAT, **payload}, handle))
     return path
-
-
-def _fsync_directory(directory: Path) -> None:
-    try:
-        fd = os.open(directory, os.O_RDONLY)
-    except OSError:  # some filesystems do not allow opening directories
-        return
-    try:
-        os.fsync(fd)
-    except OSError:
-        pass
-    finally:
-        os.close(fd)
 
 
 def load_checkpoint(path: Path | str) -> dict[str, Any]:

@@ -30,7 +30,7 @@ from torch import nn
 
 import esper_core
 from esper_core.config.converter import CONVERTER
-from esper_core.config.loading import ConfigError, structure_options
+from esper_core.config.loading import ConfigError, plain_json, structure_options
 from esper_core.growth.model import MorphogeneticModel
 from esper_core.growth.slot import SeedSlot
 from esper_core.plugins.registry import UnknownPluginError
@@ -224,7 +224,7 @@ def export_env(
             mean=tuple(float(m) for m in env.data.mean), std=tuple(float(s) for s in env.data.std),
         ),
         host=env.host_spec.name,
-        host_options=_plain(CONVERTER.unstructure(env.host_options)),
+        host_options=plain_json(CONVERTER.unstructure(env.host_options)),
         slots=records,
         plugins=plugins,
         parameters=sum(p.numel() for p in network.parameters()),
@@ -235,16 +235,8 @@ def export_env(
     temporary = directory / f".{STATE_DICT}.tmp"
     torch.save(state, temporary)
     temporary.replace(directory / STATE_DICT)
-    write_json_atomic(directory / MANIFEST, _plain(CONVERTER.unstructure(manifest)))
+    write_json_atomic(directory / MANIFEST, plain_json(CONVERTER.unstructure(manifest)))
     return manifest
-
-
-def _plain(value: Any) -> Any:
-    if isinstance(value, Mapping):
-        return {str(key): _plain(item) for key, item in value.items()}
-    if isinstance(value, (list, tuple, set, frozenset)):
-        return [_plain(item) for item in value]
-    return value
 
 
 # ----------------------------------------------------------------------------------------------- read

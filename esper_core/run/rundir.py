@@ -30,7 +30,7 @@ import os
 import re
 import time
 from pathlib import Path
-from typing import Any, Mapping
+from typing import Any, BinaryIO, Callable, Mapping
 
 import attrs
 
@@ -61,10 +61,17 @@ def write_json_atomic(path: Path, data: Mapping[str, Any]) -> None:
 
 def write_text_atomic(path: Path, text: str) -> None:
     """``write_json_atomic`` for text that is already written out (a TOML document)."""
+    write_atomic(path, lambda handle: handle.write(text.encode("utf-8")))
+
+
+def write_atomic(path: Path, write: Callable[[BinaryIO], object]) -> None:
+    """``write(handle)`` fills a temporary beside ``path``, which is fsynced and renamed over ``path``: the
+    file is the old one or the complete new one, also after a crash or a full disk (whose error names
+    ``path``). The one atomic write of run directories, text and checkpoints alike."""
     temporary = temporary_path(path)
     try:
-        with temporary.open("w", encoding="utf-8") as handle:
-            handle.write(text)
+        with temporary.open("wb") as handle:
+            write(handle)
             handle.flush()
             os.fsync(handle.fileno())
         os.replace(temporary, path)

@@ -19,7 +19,7 @@ an output check) trains as before, one env after another, with one notice.
 from __future__ import annotations
 
 import contextlib
-from typing import Callable, Sequence
+from typing import Callable, Iterator, Sequence
 
 import attrs
 
@@ -340,30 +340,41 @@ class FusedEnvGroup:
     def _validate_all(self) -> tuple[torch.Tensor, torch.Tensor]:
         """Every env's validation pass in one wide forward per batch (the envs share the split): per env
         ``(loss_sum, correct)`` ([E] each) exactly as its own ``_validate`` would compute them."""
-        wide, envs = self.wide, self.envs
-        if wide is None:
-            raise RuntimeError("a fused validation on a group that does not fuse; validate its envs one by one")
-        n, env = len(envs), envs[0]
-        models = [e._require_model() for e in envs]
-        modes = _slots_to_eval(models)
-        wide.eval()
+        n, env = len(self.envs), self.envs[0]
         loss_sums = torch.zeros(n, device=self.device)
         correct = torch.zeros(n, dtype=torch.long, device=self.device)
-        size = env.config.training.eval_batch_size
-        try:
-            for start in range(0, env.val_count, size):
-                stop = min(start + size, env.val_count)
-                x = env.normalise(env.data.val_x[start:stop])
-                y = env.data.val_y[start:stop]
+        with self._evaluating() as wide:
+            for x, y in self._val_batches():
                 with autocast_context(self.device, env.bf16):
                     logits = split_envs(wide(env_major([x] * n).contiguous(memory_format=env.memory_format)), n)
                 targets = y.unsqueeze(1).expand(-1, n)
                 per_sample = F.cross_entropy(logits.float().reshape(-1, logits.shape[-1]), targets.reshape(-1), reduction="none")
                 loss_sums += per_sample.view(targets.shape).sum(dim=0)
                 correct += (logits.argmax(dim=-1) == targets).sum(dim=0)
+        return loss_sums, correct
+
+    @contextlib.contextmanager
+    def _evaluating(self) -> Iterator[nn.Module]:
+        """The wide host, and every env's slots (seeds, blends), in eval mode for a shared validation pass;
+        the slots' modes restored afterwards (``train_epoch`` puts the wide host back in training)."""
+        wide = self.wide
+        if wide is None:
+            raise RuntimeError("a fused validation on a group that does not fuse; validate its envs one by one")
+        modes = _slots_to_eval([env._require_model() for env in self.envs])
+        wide.eval()
+        try:
+            yield wide
         finally:
             _restore_modes(modes)
-        return loss_sums, correct
+
+    def _val_batches(self) -> Iterator[tuple[torch.Tensor, torch.Tensor]]:
+        """The shared validation split in evaluation batches, normalised: what every env's own ``_validate``
+        reads."""
+        env = self.envs[0]
+        size = env.config.training.eval_batch_size
+        for start in range(0, env.val_count, size):
+            stop = min(start + size, env.val_count)
+            yield env.normalise(env.data.val_x[start:stop]), env.data.val_y[start:stop]
 
     def launch_validation(self) -> None:
         """After the fused epoch: every env's validation and counterfactuals in shared wide passes."""
@@ -408,8 +419,6 @@ class FusedEnvGroup:
         pass k switches off, in each env that has one, its k-th measured seed for the second half of a
         duplicated batch. As many passes as the most measured seeds in one env, not one per seed."""
         envs = self.envs
-        wide = self.wide
-        assert wide is not None
         names = [measured_slots(env._require_model()) for env in envs]
         passes = max(len(n) for n in names)
         if passes == 0:
@@ -418,15 +427,9 @@ class FusedEnvGroup:
             return
         n_envs, env = len(envs), envs[0]
         models = [e._require_model() for e in envs]
-        modes = _slots_to_eval(models)
-        wide.eval()
         hits = torch.zeros(passes, 2, n_envs, dtype=torch.long, device=self.device)
-        size = env.config.training.eval_batch_size
-        try:
-            for start in range(0, env.val_count, size):
-                stop = min(start + size, env.val_count)
-                xb = env.normalise(env.data.val_x[start:stop])
-                yb = env.data.val_y[start:stop]
+        with self._evaluating() as wide:
+            for xb, yb in self._val_batches():
                 n = xb.shape[0]
                 doubled = env_major([torch.cat([xb, xb])] * n_envs).contiguous(memory_format=env.memory_format)
                 for k in range(passes):
@@ -440,8 +443,6 @@ class FusedEnvGroup:
                             logits = split_envs(wide(doubled), n_envs)  # [2n, E, K]
                     right = logits.argmax(dim=-1) == torch.cat([yb, yb]).unsqueeze(1)
                     hits[k] += right.view(2, n, n_envs).sum(dim=1)
-        finally:
-            _restore_modes(modes)
         counts = hits.tolist()  # the group's one sync for the counterfactuals
         total = env.val_count
         for e, (member, slots) in enumerate(zip(envs, names)):

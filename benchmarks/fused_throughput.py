@@ -22,7 +22,6 @@ from __future__ import annotations
 
 import json
 import platform
-import threading
 import time
 from typing import Any
 
@@ -37,7 +36,7 @@ from esper_core.records import DecodedAction
 from esper_core.run.env import autocast_context
 from esper_core.run.runner import Runner
 from esper_core.run.widen import env_major, split_envs
-from run_throughput import StepClock, _sync  # beside this script: one step clock for both benchmarks
+from run_throughput import StepClock, _sync, run_for  # beside this script: one step clock and timed run for both
 
 #: A CPU smoke test: seconds, not minutes.
 TINY: dict[str, Any] = {
@@ -159,14 +158,7 @@ def _end_to_end(config: Any, registry: Any, seconds: float) -> dict[str, Any]:
         return result
 
     runner.policy.update = timed_update  # type: ignore[method-assign]
-    timer = threading.Timer(seconds, runner.request_stop)
-    started = time.perf_counter()
-    timer.start()
-    try:
-        outcome = runner.run(10**6)
-    finally:
-        timer.cancel()
-    elapsed = time.perf_counter() - started
+    outcome, elapsed = run_for(runner, seconds)
     steps = progress.times
     if len(steps) < 3:
         raise click.ClickException(f"only {len(steps)} runner step(s) in {seconds}s; raise --seconds")

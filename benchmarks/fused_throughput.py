@@ -158,7 +158,7 @@ def _end_to_end(config: Any, registry: Any, seconds: float) -> dict[str, Any]:
         return result
 
     runner.policy.update = timed_update  # type: ignore[method-assign]
-    outcome, elapsed = run_for(runner, seconds)
+    outcome, _, elapsed = run_for(runner, seconds)
     steps = progress.times
     if len(steps) < 3:
         raise click.ClickException(f"only {len(steps)} runner step(s) in {seconds}s; raise --seconds")

@@ -66,9 +66,9 @@ def _sync(device: torch.device) -> None:
         torch.cuda.synchronize(device)
 
 
-def run_for(runner: Runner, seconds: float) -> tuple[Any, float]:
+def run_for(runner: Runner, seconds: float) -> tuple[Any, float, float]:
     """Rounds of ``runner`` until ``seconds`` have passed (the stop request then finishes the step): the
-    outcome and the wall time it took."""
+    outcome, when it started (``time.perf_counter``, as a ``StepClock``'s times) and the wall time it took."""
     timer = threading.Timer(seconds, runner.request_stop)
     started = time.perf_counter()
     timer.start()
@@ -76,13 +76,13 @@ def run_for(runner: Runner, seconds: float) -> tuple[Any, float]:
         outcome = runner.run(10**6)
     finally:
         timer.cancel()
-    return outcome, time.perf_counter() - started
+    return outcome, started, time.perf_counter() - started
 
 
 def measure_esper(config: Any, registry: Any, seconds: float) -> dict[str, Any]:
     clock = StepClock()
     runner = Runner.build(config, registry, progress=clock)
-    outcome, total = run_for(runner, seconds)
+    outcome, started, total = run_for(runner, seconds)
     steps = clock.times
     counted = len(steps) - 1
     if counted < 1:

@@ -33,7 +33,18 @@ from esper_core.stages import SeedStage
 from esper_core.run.env import MorphogenesisEnv, autocast_context
 from esper_core.run.faults import SharedSnapshot
 from esper_core.run.own_step import OwnStep
-from esper_core.run.widen import GradBinding, NotWidenable, env_major, split_envs, widen, widened_mismatch
+from esper_core.run.widen import (
+    GradBinding,
+    NotWidenable,
+    block_of,
+    env_blocks,
+    env_major,
+    features_of,
+    join_env_blocks,
+    split_envs,
+    widen,
+    widened_mismatch,
+)
 
 
 @attrs.define
@@ -62,7 +73,7 @@ class FusedSlot(nn.Module):
         # Not registered as submodules: the envs own their slots (and seeds); the wide host's parameters
         # are exactly the host's.
         self.__dict__["env_slots"] = tuple(slots)
-        self.__dict__["groups"] = {}  # (blueprint, isolated) -> _SeedGroup
+        self.__dict__["groups"] = {}  # (blueprint, TRAINING, reads detached features) -> _SeedGroup
         self.__dict__["unfusable"] = set()  # blueprints whose widened seed differs from the seeds side by side
         self.__dict__["used"] = []  # the groups of the last forward with gradients
 
@@ -71,27 +82,34 @@ class FusedSlot(nn.Module):
         active = [e for e, slot in enumerate(slots) if not slot.passes_through()]
         if not active:
             return x
-        blocks = split_envs(x, len(slots))
-        outs = [blocks[:, e] for e in range(len(slots))]
-        by_kind: dict[tuple[str, bool], list[int]] = {}
+        # One unbind in, one stack out: each env's block is a view, and autograd sees two nodes for the
+        # whole slot. (Indexing env by env, ``x[:, e]``, costs every env a zero-filled gradient the size of
+        # the whole activation: measured, any seed at all then halved a 32-env group's images/s.)
+        views = env_blocks(x, len(slots)).unbind(-2)  # E x [B, *spatial, C]
+        outs = list(views)
+        by_kind: dict[tuple[str, bool, bool], list[int]] = {}
         for e in active:
-            by_kind.setdefault((str(slots[e].blueprint), slots[e].stage == SeedStage.TRAINING), []).append(e)
+            slot = slots[e]
+            by_kind.setdefault((str(slot.blueprint), slot.stage == SeedStage.TRAINING, slot.stage in slot.isolation), []).append(e)
         used = []
         for kind, members in by_kind.items():
-            group = self._group(kind, members, blocks) if len(members) > 1 else None
+            group = self._group(kind, members, x) if len(members) > 1 else None
             if group is None:
                 for e in members:
-                    outs[e] = slots[e](blocks[:, e])
+                    outs[e] = block_of(slots[e](features_of(views[e])))
                 continue
             group.wide.train(slots[members[0]].training)
-            seed_out = split_envs(group.wide(env_major([slots[e].seed_input(blocks[:, e]) for e in members])), len(members))
-            _combine_members(slots, members, blocks, seed_out, outs)
+            host = torch.stack([views[e] for e in members], dim=-2)  # [B, *spatial, m, C]
+            seed_input = join_env_blocks(host.detach() if kind[2] else host, x)
+            seed_out = env_blocks(group.wide(seed_input), len(members))
+            for e, out in zip(members, _combine_members(slots, members, host, seed_out)):
+                outs[e] = out
             used.append(group)
         if torch.is_grad_enabled():
             self.__dict__["used"] = used
-        return env_major(outs)
+        return join_env_blocks(torch.stack(outs, dim=-2), x)
 
-    def _group(self, kind: tuple[str, bool], members: list[int], blocks: torch.Tensor) -> _SeedGroup | None:
+    def _group(self, kind: tuple[str, bool, bool], members: list[int], x: torch.Tensor) -> _SeedGroup | None:
         if kind[0] in self.__dict__["unfusable"]:
             return None
         slots: tuple[SeedSlot, ...] = self.__dict__["env_slots"]
@@ -105,8 +123,9 @@ class FusedSlot(nn.Module):
         except NotWidenable:
             self.__dict__["unfusable"].add(kind[0])
             return None
-        generator = torch.Generator(device=blocks.device).manual_seed(0)  # never the global streams
-        sample = torch.randn(2, *blocks.shape[2:], generator=generator, device=blocks.device, dtype=blocks.dtype)
+        generator = torch.Generator(device=x.device).manual_seed(0)  # never the global streams
+        shape = (2, x.shape[1] // len(slots), *x.shape[2:])
+        sample = torch.randn(shape, generator=generator, device=x.device, dtype=x.dtype)
         with torch.no_grad():
             if widened_mismatch(wide, seeds, sample) is not None:  # type: ignore[arg-type]
                 self.__dict__["unfusable"].add(kind[0])
@@ -129,41 +148,39 @@ class FusedSlot(nn.Module):
 
 
 def _combine_members(
-    slots: Sequence[SeedSlot], members: list[int], blocks: torch.Tensor, seed_out: torch.Tensor, outs: list[torch.Tensor]
-) -> None:
-    """Each member env's slot output (``outs[e]``) from its host block and its seed's output
-    (``seed_out[:, j]``), in as few calls as the slots allow: isolated seeds in one
-    ``isolated_seed_output`` (its proximal pull is per element, so it is scaled by the member count), and
-    blended seeds whose blend style holds no tensors in one call per style, envs stacked along the batch
-    with each env's alpha per sample (blend styles already take per-sample alphas and treat samples
-    independently, see ``SeedSlot.alpha_override``). Others combine env by env."""
-    first = slots[members[0]]
-    if len(members) > 1 and first.stage == SeedStage.TRAINING and all(slots[e].proximal == first.proximal for e in members):
-        host = env_major([blocks[:, e] for e in members])
-        combined = split_envs(isolated_seed_output(host, env_major(seed_out.unbind(1)), first.proximal * len(members)), len(members))
-        for j, e in enumerate(members):
-            outs[e] = combined[:, j]
-        return
+    slots: Sequence[SeedSlot], members: list[int], host: torch.Tensor, seed_out: torch.Tensor
+) -> list[torch.Tensor]:
+    """Each member env's slot output (``[B, *spatial, C]``, in ``members`` order) from the group's host
+    blocks and seed outputs (``[B, *spatial, m, C]`` each), in as few calls as the slots allow: isolated
+    seeds in one ``isolated_seed_output`` (its proximal pull is per element, so it is scaled by the member
+    count), and blended seeds whose blend style holds no tensors in one call per style, envs stacked along
+    the batch with each env's alpha per sample (blend styles already take per-sample alphas and treat
+    samples independently, see ``SeedSlot.alpha_override``). Others combine env by env."""
+    first, m = slots[members[0]], len(members)
+    if m > 1 and first.stage == SeedStage.TRAINING and all(slots[e].proximal == first.proximal for e in members):
+        return list(isolated_seed_output(host, seed_out, first.proximal * m).unbind(-2))
+    hosts, seeds = host.unbind(-2), seed_out.unbind(-2)
+    outs: list[torch.Tensor | None] = [None] * m
     by_style: dict[str, list[int]] = {}
     for j, e in enumerate(members):
         slot = slots[e]
         if slot.stage == SeedStage.TRAINING or _holds_tensors(slot.blend):
-            outs[e] = slot.combine(blocks[:, e], seed_out[:, j])
+            outs[j] = block_of(slot.combine(features_of(hosts[j]), features_of(seeds[j])))
         else:
             by_style.setdefault(str(slot.style), []).append(j)
     for positions in by_style.values():
         if len(positions) == 1:
             j = positions[0]
-            outs[members[j]] = slots[members[j]].combine(blocks[:, members[j]], seed_out[:, j])
+            outs[j] = block_of(slots[members[j]].combine(features_of(hosts[j]), features_of(seeds[j])))
             continue
-        envs = [members[j] for j in positions]
-        batch = blocks.shape[0]
-        host = torch.cat([blocks[:, e] for e in envs])  # [m*B, C, H, W], env after env
-        seed = torch.cat([seed_out[:, j] for j in positions])
-        alpha = torch.cat([slots[e].blend_alpha().expand(batch) for e in envs])
-        combined = slots[envs[0]].blend(host, seed, alpha)
-        for i, e in enumerate(envs):
-            outs[e] = combined[i * batch : (i + 1) * batch]
+        batch = host.shape[0]
+        alpha = torch.cat([slots[members[j]].blend_alpha().expand(batch) for j in positions])
+        stacked_host = torch.cat([features_of(hosts[j]) for j in positions])  # [k*B, C, *spatial], env after env
+        stacked_seed = torch.cat([features_of(seeds[j]) for j in positions])
+        combined = block_of(slots[members[positions[0]]].blend(stacked_host, stacked_seed, alpha))
+        for j, out in zip(positions, combined.unflatten(0, (len(positions), batch)).unbind(0)):
+            outs[j] = out
+    return outs  # type: ignore[return-value]
 
 
 def _holds_tensors(module: nn.Module | None) -> bool:

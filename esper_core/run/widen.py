@@ -132,6 +132,10 @@ def _widen_batchnorm(norms: Sequence[nn.BatchNorm2d], bindings: list[GradBinding
     return wide
 
 
+def _is_channels_last(tensor: torch.Tensor) -> bool:
+    return tensor.dim() == 4 and tensor.is_contiguous(memory_format=torch.channels_last) and not tensor.is_contiguous()
+
+
 def _widen_groupnorm(norms: Sequence[nn.GroupNorm], bindings: list[GradBinding]) -> nn.GroupNorm:
     g = norms[0]
     n, size = len(norms), g.num_channels
@@ -221,6 +225,37 @@ def env_major(batches: Sequence[torch.Tensor]) -> torch.Tensor:
 def split_envs(wide: torch.Tensor, n_envs: int) -> torch.Tensor:
     """``[B, E*K]`` (or ``[B, E*C, H, W]``) -> ``[B, E, K]`` (``[B, E, C, H, W]``): env e's block."""
     return wide.reshape(wide.shape[0], n_envs, -1, *wide.shape[2:])
+
+
+def env_blocks(wide: torch.Tensor, n_envs: int) -> torch.Tensor:
+    """``[B, E*C, *spatial]`` -> ``[B, *spatial, E, C]``: env e's block along the second-to-last axis.
+
+    Channels go last so that a channels_last wide activation splits as a view, and so that an env's block
+    (``unbind(-2)``) and a group of them (``stack(dim=-2)``) keep channels innermost, the layout the wide
+    host's convolutions use (``join_env_blocks`` hands them back in it)."""
+    return wide.movedim(1, -1).unflatten(-1, (n_envs, -1))
+
+
+def join_env_blocks(blocks: torch.Tensor, like: torch.Tensor) -> torch.Tensor:
+    """Inverse of ``env_blocks``: ``[B, *spatial, m, C]`` -> ``[B, m*C, *spatial]``, in the memory layout of
+    ``like`` (the wide activation it came from): the convolutions after it then pick the kernels they pick
+    without seeds, so a seed in TRAINING leaves the host's gradients bit-identical."""
+    joined = blocks.flatten(-2).movedim(-1, 1)
+    return joined.contiguous(memory_format=_layout(like))
+
+
+def _layout(tensor: torch.Tensor) -> torch.memory_format:
+    return torch.channels_last if _is_channels_last(tensor) else torch.contiguous_format
+
+
+def features_of(block: torch.Tensor) -> torch.Tensor:
+    """One env's block ``[B, *spatial, C]`` as ordinary features ``[B, C, *spatial]`` (a view)."""
+    return block.movedim(-1, 1)
+
+
+def block_of(features: torch.Tensor) -> torch.Tensor:
+    """Inverse of ``features_of`` (a view)."""
+    return features.movedim(1, -1)
 
 
 @torch.no_grad()

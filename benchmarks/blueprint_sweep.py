@@ -55,14 +55,16 @@ def fitting_pairs(args: argparse.Namespace) -> list[str]:
     from the same configuration the runs get, on the CPU, without building an env."""
     from esper_core.cli.options import overrides_from_cli
     from esper_core.config import load_config
-    from esper_core.plugins import load_registry
+    from esper_core.plugins import load_registry, preset_adjustments_of
     from esper_core.rl.actions import ActionSpace
     from esper_core.run.setup import resolve_basis, slot_layout, structure
 
     flags = {"task": args.task, "host": args.host, "episode_length": args.episode_length}
-    config = load_config(overrides=overrides_from_cli(flags, args.sets), preset=args.preset)
-    config = attrs.evolve(config, device=attrs.evolve(config.device, device="cpu", devices=()))
     registry = load_registry()
+    config = load_config(
+        overrides=overrides_from_cli(flags, args.sets), preset=args.preset, preset_adjustments=preset_adjustments_of(registry)
+    )
+    config = attrs.evolve(config, device=attrs.evolve(config.device, device="cpu", devices=()))
     basis = resolve_basis(config, registry)
     info = basis.task.task.load(Path(basis.config.task.data_dir).expanduser(), torch.device("cpu"), 0).info
     host_spec = registry.get("host", config.host.name)

@@ -32,7 +32,7 @@ import torch.nn.functional as F
 from esper_core.cli.options import parse_assignment
 from esper_core.config.loading import deep_merge, load_config
 from esper_core.run.env import autocast_context
-from esper_core.plugins import load_registry
+from esper_core.plugins import load_registry, preset_adjustments_of
 from esper_core.run.progress import Progress
 from esper_core.run.setup import resolve_devices, resolve_task, structure
 from esper_core.run.runner import Runner
@@ -211,8 +211,8 @@ def main(
         overrides = deep_merge(overrides, {"device": {"devices": [d.strip() for d in devices.split(",") if d.strip()]}})
     for assignment in assignments:
         overrides = deep_merge(overrides, parse_assignment(assignment))
-    config = load_config(overrides=overrides, preset=preset)
     registry = load_registry()
+    config = load_config(overrides=overrides, preset=preset, preset_adjustments=preset_adjustments_of(registry))
     esper = measure_esper(config, registry, seconds)
     plain = measure_plain(config, registry, seconds)
     result = {

@@ -49,7 +49,8 @@ def esper_tasks() -> list[TaskSpec]:
 def esper_hosts() -> list[HostSpec]:
     """Return the host networks this plugin provides, as ``HostSpec`` objects.
 
-    A host declares its ``topology`` (e.g. ``"cnn"``) so only fitting blueprints are offered for its slots.
+    A host declares its ``topology`` (e.g. ``"cnn"``) so only fitting blueprints are offered for its slots,
+    and may declare ``preset_adjustments`` (sizes it needs on top of a preset, e.g. for the CPU demo).
     """
 
 

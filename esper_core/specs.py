@@ -6,9 +6,11 @@ config's ``options`` table for the chosen plugin is structured into it strictly 
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, Any, Callable, ClassVar
+from typing import TYPE_CHECKING, Any, Callable, ClassVar, Mapping
 
 import attrs
+
+from esper_core.config.presets import adjustment_problems, frozen_tree
 
 if TYPE_CHECKING:
     import torch.nn as nn
@@ -38,9 +40,22 @@ class TaskSpec:
     auto_priority: int | None = None
 
 
+def _check_preset_adjustments(instance: "HostSpec", attribute: attrs.Attribute, value: Any) -> None:
+    problems = adjustment_problems(f"host {instance.name!r}", value)
+    if problems:
+        raise ValueError("; ".join(problems))
+
+
 @attrs.frozen(kw_only=True)
 class HostSpec:
-    """A host network: ``factory(options, info) -> Host`` for a task described by ``info``."""
+    """A host network: ``factory(options, info) -> Host`` for a task described by ``info``.
+
+    ``preset_adjustments``: preset name -> nested override dict layered right above that preset when this
+    host is chosen (defaults < preset < these < config file < flags). Why: a preset sizes a run for a kind
+    of hardware, but what fits in minutes on a CPU depends on the host (a transformer step costs more than a
+    small CNN's), and the core's presets never name a host. Unknown keys fail when a config is loaded,
+    naming the host, the preset and the key.
+    """
 
     kind: ClassVar[str] = "host"
     name: str
@@ -48,6 +63,10 @@ class HostSpec:
     factory: Callable[[Any, "TaskInfo"], "Host"]
     topology: str
     options_type: type = NoOptions
+    preset_adjustments: Mapping[str, Mapping[str, Any]] = attrs.field(
+        factory=dict, converter=lambda value: frozen_tree(value) if isinstance(value, Mapping) else value,
+        validator=_check_preset_adjustments, hash=False,  # a read-only mapping has no hash; the name identifies
+    )
 
 
 @attrs.frozen(kw_only=True)

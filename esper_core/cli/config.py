@@ -28,7 +28,7 @@ from esper_core.run.config_document import config_toml
 
 @click.group("config")
 def config_group() -> None:
-    """Inspect configurations (defaults < preset < --config file < flags)."""
+    """Inspect configurations (defaults < preset < the host's adjustments to it < --config file < flags)."""
 
 
 @config_group.command("show")
@@ -38,7 +38,7 @@ def config_group() -> None:
 def show_command(ctx: click.Context, as_json: bool, **params: Any) -> None:
     """Print the resolved configuration with every chosen plugin's options and their defaults (TOML with
     one comment of help per setting); a bad file, flag or plugin option fails exactly as `esper run` would."""
-    cfg = config_from_params(params)
+    cfg = config_from_params(params, registry_for(ctx))
     try:
         view = config_view(cfg, registry_for(ctx))
     except ConfigError as error:

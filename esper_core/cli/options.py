@@ -20,6 +20,7 @@ from esper_core.cli.errors import as_click_error as describe_as_click_error
 from esper_core.config.sections import EsperConfig
 from esper_core.config.loading import ConfigError, deep_merge, load_config
 from esper_core.config.presets import PRESET_CHOICES
+from esper_core.plugins.registry import preset_adjustments_of
 from esper_core.run.checkpoint import CheckpointError
 from esper_core.run.rundir import RunDirError
 from esper_core.run.setup import SetupError
@@ -181,13 +182,17 @@ def config_options(command: F) -> F:
     return command
 
 
-def config_from_params(params: Mapping[str, Any]) -> EsperConfig:
-    """Resolve the configuration from a command's parameters; a bad one exits non-zero naming key and file."""
+def config_from_params(params: Mapping[str, Any], registry: Any = None) -> EsperConfig:
+    """Resolve the configuration from a command's parameters; a bad one exits non-zero naming key and file.
+
+    With ``registry``, the chosen host's adjustments to the preset apply (``HostSpec.preset_adjustments``);
+    every command that runs or shows a configuration passes it, so they resolve the same one."""
     flags = {option: params.get(option) for option in CONFIG_FLAGS}
     try:
         overrides = overrides_from_cli(flags, params.get("assignments") or ())
         return load_config(
-            params.get("config_path"), overrides or None, params.get("preset"), overrides_source=COMMAND_LINE
+            params.get("config_path"), overrides or None, params.get("preset"), overrides_source=COMMAND_LINE,
+            preset_adjustments=None if registry is None else preset_adjustments_of(registry),
         )
     except ConfigError as error:
         raise ConfigUsageError(str(error)) from None

@@ -116,7 +116,9 @@ def _report_to_observers(runner: Any, rounds_completed: int) -> None:
 
 
 def config_from_checkpoint(payload: dict[str, Any]) -> EsperConfig:
-    """The exact configuration a checkpoint was written under (its resolved preset included)."""
+    """The exact configuration a checkpoint was written under (its resolved preset included). No host
+    adjustments are looked up: the saved config is complete, and today's adjustments must not change an
+    old run."""
     saved = payload["config"]
     return load_config(overrides=saved, preset=saved["run"]["preset"], overrides_source="checkpoint")
 
@@ -191,8 +193,8 @@ def run_command(ctx: click.Context, devices: str | None, blueprints: str | None,
     params["assignments"] = (
         *_extra_assignments(devices, blueprints, download, observers), *(params.get("assignments") or ())
     )
-    config = config_from_params(params)
     registry = registry_for(ctx)
+    config = config_from_params(params, registry)
     progress = Progress(quiet=quiet)
     try:
         runner = Runner.build(config, registry, progress=progress, backend=choose_backend(backend, ray_address))

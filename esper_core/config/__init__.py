@@ -1,5 +1,5 @@
 """The run configuration: attrs sections (``sections``), strict layered loading (``loading``: defaults <
-preset < file < flags), the cattrs converter behind it (``converter``) and the presets (``presets``).
+preset < host's adjustments < file < flags), the cattrs converter behind it (``converter``) and the presets (``presets``).
 
 ``esper_core.config.LifecycleConfig`` and the other section classes keep this import path."""
 

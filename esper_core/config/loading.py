@@ -1,9 +1,12 @@
-"""Build an ``EsperConfig`` from defaults < preset < config file < CLI overrides, strictly.
+"""Build an ``EsperConfig`` from defaults < preset < host's adjustments < config file < CLI overrides, strictly.
 
 Every layer is a nested dict; they are merged first and structured once, so a configuration is either
 complete and valid or not produced at all (nothing is half-applied). Every problem names its full key path
-(``ppo.clip_ratoi``), the layer that set it (the file path, the preset, the command line), and what was
-expected, with a "did you mean" for misspelt keys.
+(``ppo.clip_ratoi``), the layer that set it (the file path, the preset, the host's adjustments, the command
+line), and what was expected, with a "did you mean" for misspelt keys.
+
+The host's adjustments come from its plugin (``HostSpec.preset_adjustments``), but this module imports no
+plugin: the caller, which has the plugin registry, passes a ``PresetAdjustments`` lookup.
 """
 
 from __future__ import annotations
@@ -15,7 +18,7 @@ import tomllib
 from collections.abc import Mapping
 from pathlib import Path
 from types import MappingProxyType
-from typing import Any, Iterable, Sequence
+from typing import Any, Callable, Iterable, Sequence
 
 import attrs
 from cattrs.errors import (
@@ -29,9 +32,12 @@ from cattrs.errors import (
 from esper_core.config.sections import EsperConfig
 from esper_core.validators import SettingError
 from esper_core.config.converter import CONVERTER, WrongType, type_name
-from esper_core.config.presets import PRESETS, UnknownPresetError, resolve_preset
+from esper_core.config.presets import PRESETS, UnknownPresetError, adjustment_problems, resolve_preset
 
 KeyPath = tuple[str | int, ...]
+#: ``(host name, concrete preset name) -> nested override dict`` (empty when the host adjusts nothing or
+#: is unknown: an unknown host is the run setup's error to report, with its suggestions).
+PresetAdjustments = Callable[[str, str], Mapping[str, Any]]
 DEFAULTS_SOURCE = "defaults"
 OVERRIDES_SOURCE = "command-line overrides"
 
@@ -271,6 +277,36 @@ def _resolve_preset(
         raise ConfigError([ConfigProblem("run.preset", str(error), source)]) from None
 
 
+def _requested_host(layers: Sequence[tuple[str, Mapping[str, Any]]]) -> Any:
+    """The host the highest layer chooses (presets never choose one), else the default host."""
+    for _, tree in reversed(layers):
+        if _has_path(tree, ("host", "name")):
+            return tree["host"]["name"]
+    return EsperConfig().host.name
+
+
+def adjustments_source(host: str, preset: str) -> str:
+    """How errors and ``esper config show`` name the layer of a host's adjustments to a preset."""
+    return f"host {host!r} adjustments to preset {preset!r}"
+
+
+def _adjustment_layer(
+    lookup: PresetAdjustments | None, layers: Sequence[tuple[str, Mapping[str, Any]]], preset: str
+) -> tuple[str, Mapping[str, Any]] | None:
+    """The chosen host's adjustments to ``preset`` as a layer (None: it has none)."""
+    host = _requested_host(layers)
+    if lookup is None or not isinstance(host, str):
+        return None  # a host name of the wrong type is reported when the merged config is structured
+    adjustments = lookup(host, preset)
+    if not adjustments:
+        return None
+    source = adjustments_source(host, preset)
+    problems = adjustment_problems(f"host {host!r}", {preset: adjustments})
+    if problems:
+        raise ConfigError([ConfigProblem("", problem, source) for problem in problems])
+    return source, plain_json(adjustments)  # as a config file says it (lists, not a frozen spec's tuples)
+
+
 # ---------------------------------------------------------------------------------------- public API
 def load_config(
     path: str | Path | None = None,
@@ -279,12 +315,16 @@ def load_config(
     *,
     cuda_available: bool | None = None,
     overrides_source: str = OVERRIDES_SOURCE,
+    preset_adjustments: PresetAdjustments | None = None,
 ) -> EsperConfig:
-    """The resolved configuration: defaults < preset < file (TOML/JSON by suffix) < overrides (nested dict).
+    """The resolved configuration: defaults < preset < the chosen host's adjustments to that preset (from
+    ``preset_adjustments``; none when None) < file (TOML/JSON by suffix) < overrides (nested dict).
 
     ``preset`` (e.g. from ``--preset``) wins over ``run.preset`` in the file or overrides; ``auto`` resolves
     with ``cuda_available`` (detected when None) and the resolved name is recorded in ``run.preset``.
     Raises ``ConfigError`` naming every bad key path and its source; inputs are never modified.
+    A complete configuration (a run's ``config.json``) sets every key itself, so it loads back unchanged
+    whatever the presets and adjustments are now.
     """
     layers: list[tuple[str, Mapping[str, Any]]] = []
     if path is not None:
@@ -298,7 +338,11 @@ def load_config(
         raise ConfigError(retired)
     resolved = _resolve_preset(preset, layers, cuda_available)
     preset_layer = (f"preset {resolved!r}", PRESETS[resolved])
-    all_layers = [(DEFAULTS_SOURCE, config_to_dict(EsperConfig())), preset_layer, *layers]
+    adjustment_layer = _adjustment_layer(preset_adjustments, layers, resolved)
+    all_layers = [
+        (DEFAULTS_SOURCE, config_to_dict(EsperConfig())), preset_layer,
+        *([adjustment_layer] if adjustment_layer else []), *layers,
+    ]
     merged: dict[str, Any] = {}
     for _, tree in all_layers:
         merged = deep_merge(merged, tree)

@@ -1,8 +1,11 @@
 """Named starting points for a run: nested override dicts applied on top of the defaults.
 
-Precedence: defaults < preset < config file < CLI flags. A preset sizes a run (envs, episode length,
-samples per epoch, and for the CPU demo the lifecycle's pace); it never names a plugin or sets plugin
-options, so it fits any choice of host, task or policy. ``auto`` picks ``cpu-quick`` without CUDA and ``gpu`` with it.
+Precedence: defaults < preset < the host's adjustments to that preset < config file < CLI flags. A preset
+sizes a run (envs, episode length, samples per epoch, and for the CPU demo the lifecycle's pace); it never
+names a plugin or sets plugin options, so it fits any choice of host, task or policy. What one kind of host
+needs beyond that (a transformer's sequences cost more per sample than a small image) the host declares
+itself (``HostSpec.preset_adjustments``), so this table never names a host. ``auto`` picks ``cpu-quick``
+without CUDA and ``gpu`` with it.
 """
 
 from __future__ import annotations
@@ -14,11 +17,20 @@ from typing import Any, Mapping
 AUTO = "auto"
 
 
-def _frozen(tree: Mapping[str, Any]) -> Mapping[str, Any]:
-    return MappingProxyType({key: _frozen(value) if isinstance(value, Mapping) else value for key, value in tree.items()})
+def frozen_tree(tree: Mapping[str, Any]) -> Mapping[str, Any]:
+    """A read-only copy of a nested override dict (tables all the way down; lists become tuples)."""
+    return MappingProxyType({key: _frozen_value(value) for key, value in tree.items()})
 
 
-PRESETS: Mapping[str, Mapping[str, Any]] = _frozen(
+def _frozen_value(value: Any) -> Any:
+    if isinstance(value, Mapping):
+        return frozen_tree(value)
+    if isinstance(value, list):
+        return tuple(_frozen_value(item) for item in value)
+    return value
+
+
+PRESETS: Mapping[str, Mapping[str, Any]] = frozen_tree(
     {
         # Finishes in minutes on a laptop-class CPU: the default `esper run` without a GPU. Sized on a
         # 2-core CPU shared with other work so `esper run --host resnet --policy ppo_v2` (or heuristic)
@@ -48,6 +60,32 @@ PRESETS: Mapping[str, Mapping[str, Any]] = _frozen(
 
 #: Every name ``run.preset`` / ``--preset`` accepts.
 PRESET_CHOICES: tuple[str, ...] = (AUTO, *PRESETS)
+
+#: Keys a host's preset adjustments may not set: which host and which preset apply is decided before the
+#: adjustments are looked up, so an adjustment to either would contradict the choice that selected it.
+NOT_ADJUSTABLE: tuple[tuple[str, str], ...] = (("host", "name"), ("run", "preset"))
+
+
+def adjustment_problems(owner: str, adjustments: Any) -> list[str]:
+    """What is wrong with ``owner``'s per-preset adjustments (``{preset name: nested override dict}``) as a
+    whole: preset names that do not exist, tables that are not tables, keys in ``NOT_ADJUSTABLE``. Keys
+    inside are checked like any config layer when a configuration is loaded."""
+    if not isinstance(adjustments, Mapping):
+        return [f"{owner}: preset_adjustments must map preset names to tables, got {type(adjustments).__name__}"]
+    problems = []
+    for name, tree in adjustments.items():
+        if name not in PRESETS:
+            close = difflib.get_close_matches(str(name), list(PRESETS), n=1)
+            hint = f" (did you mean {close[0]}?)" if close else ""
+            problems.append(f"{owner}: preset_adjustments names preset {name!r}{hint}; presets: {', '.join(PRESETS)}")
+        elif not isinstance(tree, Mapping):
+            problems.append(f"{owner}: preset_adjustments[{name!r}] must be a table (nested dict), got {type(tree).__name__}")
+        else:
+            for section, key in NOT_ADJUSTABLE:
+                table = tree.get(section)
+                if isinstance(table, Mapping) and key in table:
+                    problems.append(f"{owner}: preset_adjustments[{name!r}] may not set {section}.{key}")
+    return problems
 
 
 class UnknownPresetError(ValueError):

@@ -1,6 +1,6 @@
 """The run configuration: attrs classes, one per section. One source of truth for every default.
 
-Precedence: defaults < preset < config file (TOML or JSON) < CLI flags. Loading, merging and the strict
+Precedence: defaults < preset < the chosen host's adjustments to it < config file (TOML or JSON) < CLI flags. Loading, merging and the strict
 cattrs converter live in ``esper_core.config.loading``.
 """
 

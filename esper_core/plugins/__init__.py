@@ -12,7 +12,14 @@ from esper_core.plugins.loader import (
     load_registry,
     registry_from_plugins,
 )
-from esper_core.plugins.registry import KINDS, ObserverError, PluginInfo, PluginRegistry, UnknownPluginError
+from esper_core.plugins.registry import (
+    KINDS,
+    ObserverError,
+    PluginInfo,
+    PluginRegistry,
+    UnknownPluginError,
+    preset_adjustments_of,
+)
 
 __all__ = [
     "BUILTIN_DISTRIBUTION",
@@ -27,5 +34,6 @@ __all__ = [
     "PluginRegistry",
     "UnknownPluginError",
     "load_registry",
+    "preset_adjustments_of",
     "registry_from_plugins",
 ]

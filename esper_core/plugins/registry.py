@@ -92,6 +92,20 @@ class ObserverError(RuntimeError):
         super().__init__(f"esper_on_event failed in {text}")
 
 
+def preset_adjustments_of(registry: Any) -> Callable[[str, str], Mapping[str, Any]]:
+    """``load_config``'s lookup of a host's adjustments to a preset, read from the hosts ``registry`` holds
+    (any object with ``get(kind, name)``). An unknown host adjusts nothing: the run's setup reports it."""
+
+    def adjustments(host: str, preset: str) -> Mapping[str, Any]:
+        try:
+            spec = registry.get("host", host)
+        except LookupError:
+            return {}
+        return getattr(spec, "preset_adjustments", {}).get(preset, {})
+
+    return adjustments
+
+
 def check_kind(kind: str) -> str:
     if kind not in SPEC_TYPES:
         close = difflib.get_close_matches(kind, KINDS, n=1)

@@ -8,15 +8,17 @@ the docs send readers to these documents to find them.
 
 from __future__ import annotations
 
+import json
 import tomllib
 from typing import Any, Iterable, Iterator, Mapping
 
 import attrs
 
 from esper_core.config.converter import CONVERTER
-from esper_core.config.loading import config_to_dict, load_config, structure_options
+from esper_core.config.loading import adjustments_source, config_to_dict, load_config, plain_json, structure_options
 from esper_core.config.sections import EsperConfig
 from esper_core.config.toml import to_toml
+from esper_core.plugins.registry import preset_adjustments_of
 from esper_core.run.observers import observer_options
 from esper_core.run.setup import task_options
 from esper_core.validators import setting_help
@@ -41,9 +43,20 @@ def plain_options(options: Any) -> dict[str, Any]:
     return config_to_dict(options) if attrs.has(type(options)) else {}
 
 
+def adjustments_note(cfg: EsperConfig, registry: Any) -> str | None:
+    """What the chosen host changes in the chosen preset (None: nothing), so a reader of the resolved
+    config can tell a host's value from the preset's. A --config file or flag still wins over it."""
+    adjustments = preset_adjustments_of(registry)(cfg.host.name, cfg.run.preset)
+    if not adjustments:
+        return None
+    values = ", ".join(f"{key}={json.dumps(value)}" for key, value in _leaves(plain_json(adjustments)))
+    return f"{adjustments_source(cfg.host.name, cfg.run.preset)} (a config file or flag wins over them): {values}"
+
+
 def describe_config(cfg: EsperConfig, registry: Any, notes: Iterable[str] = ()) -> ConfigView:
     """The view of ``cfg``, whose ``task.name`` is already resolved (not ``auto``). Raises what structuring
-    the options raises; callers that promise a run's checks run ``check_setup`` first."""
+    the options raises; callers that promise a run's checks run ``check_setup`` first. The notes end with
+    the host's adjustments to the preset, if it makes any."""
     data = config_to_dict(cfg)
     help_tables = {section: setting_help(type(getattr(cfg, section))) for section in data}
     for kind in PLUGIN_SECTIONS:
@@ -55,7 +68,8 @@ def describe_config(cfg: EsperConfig, registry: Any, notes: Iterable[str] = ()) 
     for name, options in observer_options(registry, cfg.observers).items():
         data["observers"]["options"][name] = plain_options(options)
         help_tables[f"observers.options.{name}"] = setting_help(registry.get("observer", name).options_type)
-    return ConfigView(data=data, help=help_tables, notes=tuple(notes))
+    adjusted = adjustments_note(cfg, registry)
+    return ConfigView(data=data, help=help_tables, notes=(*notes, *([adjusted] if adjusted else [])))
 
 
 def resolved_config(view: ConfigView) -> EsperConfig:
@@ -74,7 +88,10 @@ def _leaves(tree: Any, path: tuple[str, ...] = ()) -> Iterator[tuple[str, Any]]:
 def lost_in_toml(view: ConfigView, text: str, registry: Any) -> list[str]:
     """Keys whose value loading ``text`` back does not give (a null TOML cannot write, where the default is
     not null): the one way a TOML copy can differ from the configuration it shows."""
-    again = describe_config(load_config(overrides=tomllib.loads(text), preset=view.data["run"]["preset"]), registry)
+    loaded = load_config(
+        overrides=tomllib.loads(text), preset=view.data["run"]["preset"], preset_adjustments=preset_adjustments_of(registry)
+    )
+    again = describe_config(loaded, registry)
     before, after = dict(_leaves(view.data)), dict(_leaves(again.data))
     return [key for key, value in before.items() if after.get(key, value) != value or key not in after]
 

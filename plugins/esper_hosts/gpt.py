@@ -186,12 +186,29 @@ class ImpairedGPTOptions(GPTOptions):
     )
 
 
+# What a byte-sequence decoder needs on top of the core presets (``HostSpec.preset_adjustments``). Sizes
+# only: the architecture stays the same on every machine, so CPU and GPU runs of a host compare.
+# - cpu-quick: 768 windows per epoch in batches of 16 (48 steps; the preset's 384 in batches of 32 is 12)
+#   take `esper run --host gpt --task pysource --policy ppo_v2` from 4.14 to 3.71 bits per byte at the end
+#   of an episode, for 2m26s of wall time (84 s of CPU) instead of 1m01s (50 s) on the 2-core CPU shared
+#   with other work (load average 6; the preset's 60 env steps). 1,024 windows and 512 for validation gave
+#   3.55 bpb in 3m40s, too close to the few minutes the demo promises. The untrained controller grows the
+#   same either way: 5 germinated, 1 fossilized, 3 pruned.
+# - gpu (not timed on a GPU yet): the preset trains on the whole train split every epoch (61k windows of
+#   pysource), and this host is not fused (its embeddings cannot be widened), so its 32 envs train one
+#   after another. 4,096 windows in batches of 64 and 1,024 for validation match the bytes per epoch of the
+#   H100 study in docs/results/2026-11-24-h100-gpt-study (2,048 windows of 128 bytes in batches of 64),
+#   where the hosts of default width trained without a fault.
 GPT_SPEC = HostSpec(
     name="gpt",
     description="GPT-style pre-norm decoder over bytes (width 64, 2 blocks, 4 heads), a slot after each block.",
     factory=build_gpt,
     topology="transformer",
     options_type=GPTOptions,
+    preset_adjustments={
+        "cpu-quick": {"training": {"epoch_samples": 768, "batch_size": 16, "val_samples": 256}},
+        "gpu": {"training": {"epoch_samples": 4096, "batch_size": 64, "val_samples": 1024}},
+    },
 )
 
 IMPAIRED_SPEC = HostSpec(
@@ -200,4 +217,5 @@ IMPAIRED_SPEC = HostSpec(
     factory=build_gpt,
     topology="transformer",
     options_type=ImpairedGPTOptions,
+    preset_adjustments=GPT_SPEC.preset_adjustments,  # the same sequences cost the same per sample
 )

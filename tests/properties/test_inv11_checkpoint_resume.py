@@ -1,5 +1,6 @@
 """Invariant 11: save at a round boundary, load, resume -> the same next actions, rewards and policy
-losses as the uninterrupted run with the same seed. Also: any weights_only-safe payload round-trips."""
+losses as the uninterrupted run with the same seed, on a toy CNN on images and on a tiny gpt on bytes
+(``support.sequence_fakes``). Also: any weights_only-safe payload round-trips."""
 
 from __future__ import annotations
 
@@ -21,18 +22,26 @@ from esper_core.run.runner import Runner
 from esper_core.events import WALL_CLOCK_EVENTS
 from esper_core.run.telemetry import read_jsonl
 from support.run_fakes import POLICIES, RunnerRegistry
+from support.sequence_fakes import BYTES_TASK, GPT_HOST, LORA, SequenceRunnerRegistry
+
+#: topology -> (registry class, task, host, the blueprint the policy may germinate)
+TOPOLOGIES = {
+    "cnn": (RunnerRegistry, "toy", "toy", "conv"),
+    "transformer": (SequenceRunnerRegistry, BYTES_TASK.name, GPT_HOST.name, LORA.name),
+}
 
 
-def _config(seed: int, envs: int) -> EsperConfig:
+def _config(seed: int, envs: int, topology: str = "cnn") -> EsperConfig:
+    _, task, host, blueprint = TOPOLOGIES[topology]
     return EsperConfig(
         run=RunConfig(envs=envs, episode_length=2, rounds=3, seed=seed),
-        task=TaskConfig(name="toy"),
-        host=HostConfig(name="toy"),
+        task=TaskConfig(name=task),
+        host=HostConfig(name=host),
         policy=PolicyConfig(name="learner"),
         reward=RewardConfig(name="acc"),
         training=TrainingConfig(batch_size=32, epoch_samples=32, eval_batch_size=64),
         lifecycle=LifecycleConfig(min_training_epochs=1, min_prune_age=1, embargo_epochs=1, resetting_epochs=1),
-        actions=ActionsConfig(tempos=(1, 2), alpha_targets=(0.5, 1.0), blueprints=("conv",)),
+        actions=ActionsConfig(tempos=(1, 2), alpha_targets=(0.5, 1.0), blueprints=(blueprint,)),
         device=DeviceConfig(device="cpu"),
     )
 
@@ -42,18 +51,20 @@ def _lines(run: RunDir) -> list[dict]:
     return [{k: v for k, v in r.items() if k != "timing"} for r in records if r.get("type") not in WALL_CLOCK_EVENTS]
 
 
+@pytest.mark.parametrize("topology", sorted(TOPOLOGIES))
 @settings(max_examples=4, deadline=None)
 @given(seed=st.integers(0, 2**31 - 1), envs=st.integers(1, 2), split=st.integers(1, 2))
-def test_resume_at_any_round_boundary_replays_the_uninterrupted_run(seed: int, envs: int, split: int) -> None:
+def test_resume_at_any_round_boundary_replays_the_uninterrupted_run(topology: str, seed: int, envs: int, split: int) -> None:
+    registry, config = TOPOLOGIES[topology][0], _config(seed, envs, topology)
     with tempfile.TemporaryDirectory() as root:
-        straight = Runner.build(_config(seed, envs), RunnerRegistry(POLICIES), run_dir=RunDir.create(root, "straight"))
+        straight = Runner.build(config, registry(POLICIES), run_dir=RunDir.create(root, "straight"))
         straight.start()
         straight.run(3)
-        first = Runner.build(_config(seed, envs), RunnerRegistry(POLICIES), run_dir=RunDir.create(root, "split"))
+        first = Runner.build(config, registry(POLICIES), run_dir=RunDir.create(root, "split"))
         first.start()
         first.run(split)
         path = Path(root) / "split" / "checkpoints" / f"round_{split:05d}.pt"
-        resumed = Runner.build(_config(seed, envs), RunnerRegistry(POLICIES), run_dir=first.run_dir)
+        resumed = Runner.build(config, registry(POLICIES), run_dir=first.run_dir)
         resumed.restore(load_checkpoint(path), str(path))
         resumed.run(3 - split)
         assert _lines(straight.run_dir) == _lines(first.run_dir)

@@ -9,6 +9,9 @@ invariant suites run over both without repeating themselves (``TOPOLOGIES``, ``b
   blend style that declares the topology. Nothing reads the standard library.
 
 What differs between topologies is read from the host's declarations (``isolation``), never assumed.
+Slot-level suites use a lone ``SeedSlot`` at the topology's ``slot_point`` (``lone_slot``) with features of
+its shape (``features``); suites that feed whole models raw data use ``raw_batch`` and ``prepare`` (uint8
+images normalised, or uint8 bytes as token ids), as the core's counterfactual passes receive them.
 """
 
 from __future__ import annotations
@@ -24,7 +27,8 @@ from esper_blends.plugin import esper_blend_styles
 from esper_blueprints.plugin import BUILTIN_BLUEPRINTS
 from esper_core.config import LifecycleConfig, TrainingConfig
 from esper_core.growth.model import MorphogeneticModel
-from esper_core.records import TaskInfo
+from esper_core.growth.slot import SeedSlot
+from esper_core.records import SlotPoint, TaskInfo
 from esper_core.specs import BlendStyleSpec, BlueprintSpec
 from esper_core.stages import SeedStage
 from esper_hosts.plugin import esper_hosts
@@ -69,6 +73,27 @@ def _byte_batch(n: int = 6, seed: int = 0) -> tuple[torch.Tensor, torch.Tensor]:
     return windows[:, :-1], windows[:, 1:]
 
 
+def _raw_images(n: int = 37, seed: int = 1) -> tuple[torch.Tensor, torch.Tensor]:
+    generator = torch.Generator().manual_seed(seed)
+    x = torch.randint(0, 256, (n, 3, cnn.IMAGE, cnn.IMAGE), dtype=torch.uint8, generator=generator)
+    return x, torch.randint(0, cnn.CLASSES, (n,), generator=generator)
+
+
+def _normalise_images(x: torch.Tensor) -> torch.Tensor:
+    return (x.float() - 127.5) / 64.0
+
+
+def _raw_bytes(n: int = 37, seed: int = 1) -> tuple[torch.Tensor, torch.Tensor]:
+    """Windows of random bytes (uint8, as a byte task stores them) and their next-byte targets."""
+    generator = torch.Generator().manual_seed(seed)
+    windows = torch.randint(0, 256, (n, SEQUENCE.sequence_length + 1), dtype=torch.uint8, generator=generator)
+    return windows[:, :-1], windows[:, 1:].long()
+
+
+def _token_ids(x: torch.Tensor) -> torch.Tensor:
+    return x.long()
+
+
 @dataclass(frozen=True)
 class Topology:
     """A host builder with what grows on it (both tiny: each topology costs about the same per example)."""
@@ -81,6 +106,10 @@ class Topology:
     random_blueprint: str  # a seed whose fresh output is non-zero (isolation checks need one)
     normalising_blueprint: str  # a seed with normalisation state (checkpoints must carry it)
     batch: Callable[..., tuple[torch.Tensor, torch.Tensor]]
+    slot_point: SlotPoint  # where a lone slot sits (slot-level suites)
+    additive_style: str  # the style that blends as h + alpha * s
+    raw_batch: Callable[..., tuple[torch.Tensor, torch.Tensor]]  # stored inputs (uint8) and labels
+    prepare: Callable[[torch.Tensor], torch.Tensor]  # stored inputs -> what the host reads
 
     def __str__(self) -> str:
         return self.name
@@ -96,6 +125,21 @@ class Topology:
         return MorphogeneticModel(self.make_host(), dict(blueprints or self.blueprints), dict(self.styles),
                                   lifecycle, training)
 
+    def features(self, n: int = 3, seed: int = 0) -> torch.Tensor:
+        """Random features of ``slot_point``'s shape, as the host would hand the slot."""
+        return torch.randn(n, *self.slot_point.feature_shape, generator=torch.Generator().manual_seed(seed))
+
+    def seed_module(self, blueprint: str | None = None) -> nn.Module:
+        point = self.slot_point
+        return self.blueprints[blueprint or self.random_blueprint].factory(point.channels, point.spatial)
+
+    def style_module(self, style: str | None = None) -> nn.Module:
+        return self.styles[style or self.additive_style].factory(self.slot_point.channels)
+
+    def lone_slot(self) -> SeedSlot:
+        """An empty slot at ``slot_point``, isolating seeds where the topology's host does."""
+        return SeedSlot(self.slot_point, isolation=self.isolation)
+
     @property
     def isolation(self) -> frozenset[SeedStage]:
         """The stages in which the host declares seeds isolated (the core's default: TRAINING only)."""
@@ -105,6 +149,7 @@ class Topology:
 CNN = Topology(
     name="cnn", make_host=cnn.TinyHost, blueprints=cnn.BLUEPRINTS, styles=cnn.STYLES, slots=cnn.SLOTS,
     random_blueprint="conv", normalising_blueprint="norm_conv", batch=cnn.batch,
+    slot_point=SlotPoint("s", 4, 5), additive_style="add", raw_batch=_raw_images, prepare=_normalise_images,
 )
 TRANSFORMER = Topology(
     name="transformer",
@@ -118,6 +163,10 @@ TRANSFORMER = Topology(
     random_blueprint=RANDOM_STREAM.name,
     normalising_blueprint="layer_norm",
     batch=_byte_batch,
+    slot_point=SlotPoint("s", 8, 6, sequence=True),
+    additive_style="linear_add",
+    raw_batch=_raw_bytes,
+    prepare=_token_ids,
 )
 TOPOLOGIES: tuple[Topology, ...] = (CNN, TRANSFORMER)
 

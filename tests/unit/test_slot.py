@@ -1,4 +1,7 @@
-"""SeedSlot forward by stage: isolation in TRAINING, blending through an in-place alpha buffer, overrides."""
+"""SeedSlot forward by stage: isolation in TRAINING, blending through an in-place alpha buffer, overrides.
+
+Stage behaviour runs once per topology (``support.topologies``): image features [B, C, H, W] with a conv
+seed, and a transformer's residual stream [B, T, D] with a stream seed and the real ``linear_add`` style."""
 
 from __future__ import annotations
 
@@ -6,24 +9,22 @@ import pytest
 import torch
 
 from esper_core.growth.alpha import AlphaSchedule
-from esper_core.records import SlotPoint
 from esper_core.growth.slot import SeedSlot, isolated_seed_output
 from esper_core.stages import SeedStage as S
-from support.lifecycle_strategies import AddBlend, ConvSeed, FAST_LIFECYCLE
+from support.lifecycle_strategies import FAST_LIFECYCLE
+from support.topologies import Topology, by_topology
 
 
 def bits(t: torch.Tensor) -> torch.Tensor:
     return t.detach().contiguous().view(torch.int32)
 
 
-def features(seed: int = 0) -> torch.Tensor:
-    return torch.randn(3, 4, 5, 5, generator=torch.Generator().manual_seed(seed))
-
-
-def slot_in(stage: S, alpha: float = 0.0) -> SeedSlot:
+def slot_in(topology: Topology, stage: S, alpha: float = 0.0) -> SeedSlot:
+    """A slot of ``topology`` holding its random-output seed with the additive style, at ``stage``."""
     torch.manual_seed(0)
-    slot = SeedSlot(SlotPoint("s", 4, 5))
-    slot.install(ConvSeed(4), AddBlend(), "conv", "add", tempo=2, target=0.7)
+    slot = topology.lone_slot()
+    slot.install(topology.seed_module(), topology.style_module(), topology.random_blueprint, topology.additive_style,
+                 tempo=2, target=0.7)
     slot.stage = stage
     slot.set_schedule(AlphaSchedule.constant(alpha))
     return slot
@@ -52,25 +53,28 @@ def test_isolated_output_casts_the_seed_gradient_to_the_seed_dtype() -> None:
     assert s.grad.dtype == torch.bfloat16 and h.grad.dtype == torch.float32
 
 
+@by_topology
 @pytest.mark.parametrize("stage", [S.DORMANT, S.EMBARGOED, S.RESETTING])
-def test_empty_stages_pass_features_through_as_the_same_tensor(stage: S) -> None:
-    slot = SeedSlot(SlotPoint("s", 4, 5))
+def test_empty_stages_pass_features_through_as_the_same_tensor(topology: Topology, stage: S) -> None:
+    slot = topology.lone_slot()
     slot.stage = stage
-    h = features()
+    h = topology.features()
     assert slot(h) is h
 
 
-def test_pruned_slot_passes_through_once_alpha_is_zero() -> None:
-    slot = slot_in(S.PRUNED, alpha=0.0)
-    h = features()
+@by_topology
+def test_pruned_slot_passes_through_once_alpha_is_zero(topology: Topology) -> None:
+    slot = slot_in(topology, S.PRUNED, alpha=0.0)
+    h = topology.features()
     assert slot(h) is h
 
 
-def test_training_forward_and_host_gradient_are_bitwise_unchanged_and_the_seed_learns() -> None:
-    slot = slot_in(S.TRAINING)
-    h_plain = features().requires_grad_()
-    h_seeded = features().requires_grad_()
-    weight = features(1)
+@by_topology
+def test_training_forward_and_host_gradient_are_bitwise_unchanged_and_the_seed_learns(topology: Topology) -> None:
+    slot = slot_in(topology, S.TRAINING)
+    h_plain = topology.features().requires_grad_()
+    h_seeded = topology.features().requires_grad_()
+    weight = topology.features(seed=1)
     (h_plain * weight).sum().backward()
     out = slot(h_seeded)
     assert torch.equal(bits(out), bits(h_seeded))
@@ -79,28 +83,33 @@ def test_training_forward_and_host_gradient_are_bitwise_unchanged_and_the_seed_l
     assert all(p.grad is not None and p.grad.abs().sum() > 0 for p in slot.seed.parameters())
 
 
-def test_training_under_no_grad_skips_the_seed() -> None:
-    slot = slot_in(S.TRAINING)
-    h = features()
+@by_topology
+def test_training_under_no_grad_skips_the_seed(topology: Topology) -> None:
+    slot = slot_in(topology, S.TRAINING)
+    h = topology.features()
     with torch.no_grad():
         assert slot(h) is h
 
 
+@by_topology
 @pytest.mark.parametrize("stage", [S.BLENDING, S.HOLDING, S.FOSSILIZED, S.PRUNED])
-def test_blending_stages_blend_and_let_host_gradient_through_the_seed(stage: S) -> None:
-    slot = slot_in(stage, alpha=0.5)
-    h = features().requires_grad_()
+def test_blending_stages_blend_and_let_host_gradient_through_the_seed_unless_isolated(topology: Topology, stage: S) -> None:
+    slot = slot_in(topology, stage, alpha=0.5)
+    h = topology.features().requires_grad_()
     out = slot(h)
     with torch.no_grad():
         expected = h + 0.5 * slot.seed(h)
     assert torch.allclose(out, expected)
     out.sum().backward()
-    # identity-only gradient would be all ones; the path through the seed changes it
-    assert not torch.allclose(h.grad, torch.ones_like(h))
+    # identity-only gradient would be all ones; the path through the seed changes it, except in a stage the
+    # topology's host declares isolated
+    through_seed = not torch.allclose(h.grad, torch.ones_like(h))
+    assert through_seed == (stage not in topology.isolation)
 
 
-def test_alpha_is_a_zero_dim_buffer_updated_in_place() -> None:
-    slot = slot_in(S.BLENDING, alpha=0.0)
+@by_topology
+def test_alpha_is_a_zero_dim_buffer_updated_in_place(topology: Topology) -> None:
+    slot = slot_in(topology, S.BLENDING, alpha=0.0)
     buffer = slot.alpha
     pointer = buffer.data_ptr()
     slot.set_schedule(AlphaSchedule(start=0.0, target=1.0, epochs=4).advanced())
@@ -109,9 +118,10 @@ def test_alpha_is_a_zero_dim_buffer_updated_in_place() -> None:
     assert "alpha" in dict(slot.named_buffers())
 
 
-def test_per_sample_alpha_override_switches_the_seed_per_row() -> None:
-    slot = slot_in(S.HOLDING, alpha=0.7)
-    h = features()
+@by_topology
+def test_per_sample_alpha_override_switches_the_seed_per_row(topology: Topology) -> None:
+    slot = slot_in(topology, S.HOLDING, alpha=0.7)
+    h = topology.features()
     with torch.no_grad():
         as_is = slot(h)
         with slot.alpha_override(torch.tensor([0.7, 0.0, 0.7])):
@@ -124,8 +134,9 @@ def test_per_sample_alpha_override_switches_the_seed_per_row() -> None:
             pass
 
 
-def test_tick_counts_embargo_and_reset_then_frees_the_slot() -> None:
-    slot = slot_in(S.PRUNED, alpha=0.0)
+@by_topology
+def test_tick_counts_embargo_and_reset_then_frees_the_slot(topology: Topology) -> None:
+    slot = slot_in(topology, S.PRUNED, alpha=0.0)
     stages = []
     for _ in range(5):
         transitions, released = slot.tick(FAST_LIFECYCLE)
@@ -136,13 +147,14 @@ def test_tick_counts_embargo_and_reset_then_frees_the_slot() -> None:
     assert stages == [S.EMBARGOED, S.EMBARGOED, S.RESETTING, S.DORMANT, S.DORMANT]
 
 
-def test_record_round_trip() -> None:
-    slot = slot_in(S.BLENDING)
+@by_topology
+def test_record_round_trip(topology: Topology) -> None:
+    slot = slot_in(topology, S.BLENDING)
     slot.set_schedule(AlphaSchedule(start=0.0, target=0.7, epochs=3, curve="cosine").advanced())
     slot.seed_age, slot.epochs_in_stage, slot.last_contribution = 5, 1, 0.125
     record = slot.record()
-    other = SeedSlot(SlotPoint("s", 4, 5))
-    other.restore_record(record, ConvSeed(4), AddBlend())
+    other = topology.lone_slot()
+    other.restore_record(record, topology.seed_module(), topology.style_module())
     assert other.record() == record
     assert other.summary() == slot.summary()
     assert other.alpha.item() == slot.alpha.item()

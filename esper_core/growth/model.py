@@ -35,6 +35,10 @@ from esper_core.stages import LIVE_SEED_STAGES, PRUNABLE_STAGES, SeedStage
 
 S = SeedStage
 MORPHOLOGY_FORMAT = 1
+#: Failures of the machine, not of a plugin: a germination that runs out of memory (a GPU shared with other
+#: runs) re-raises them instead of blaming the blueprint or blend style, which would disable it for the rest
+#: of the run (and, through checkpoints, of every resume).
+RESOURCE_ERRORS: tuple[type[BaseException], ...] = (torch.OutOfMemoryError, MemoryError)
 
 
 @attrs.frozen
@@ -408,7 +412,8 @@ class MorphogeneticModel(nn.Module):
         """Build seed and blend on the host's device/dtype/memory format and check they keep the shape.
 
         Any failure of a plugin's factory or forward (an exception, ``sys.exit``, a wrong shape) is a
-        ``SeedShapeError`` whose ``culprit`` names that plugin, raised before the model changes."""
+        ``SeedShapeError`` whose ``culprit`` names that plugin, raised before the model changes; running out
+        of memory (``RESOURCE_ERRORS``) is not the plugin's failure and propagates as it is."""
         point = slot.point
         where = self.placement()
         probe = torch.zeros(2, *point.feature_shape, device=where.device, dtype=where.dtype)
@@ -420,6 +425,8 @@ class MorphogeneticModel(nn.Module):
             seed.eval()  # no running-statistics updates, no dropout randomness
             with torch.no_grad():
                 out = seed(probe)
+        except RESOURCE_ERRORS:
+            raise
         except (Exception, SystemExit) as error:
             raise SeedShapeError(
                 f"slot {slot.name!r}: blueprint {blueprint.name!r} failed to build or run on features {shape}: "
@@ -438,6 +445,8 @@ class MorphogeneticModel(nn.Module):
             blend.eval()
             with torch.no_grad():
                 blended = blend(probe, out, slot.alpha)
+        except RESOURCE_ERRORS:
+            raise
         except (Exception, SystemExit) as error:
             raise SeedShapeError(
                 f"slot {slot.name!r}: blend style {style.name!r} failed to build or run on features {shape}: "

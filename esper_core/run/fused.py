@@ -49,11 +49,23 @@ from esper_core.run.widen import (
 
 @attrs.define
 class _SeedGroup:
-    """Seeds of one blueprint in one mode (isolated or blended) in several envs, widened into one module."""
+    """Seeds of one blueprint in one mode (isolated or blended) in several envs, widened into one module.
 
-    members: tuple[tuple[int, int], ...]  # (env index, id of its seed module)
+    A group is reused only for the very seed modules it holds (``serves``), never by ``id``: a released
+    seed's address can go to its successor (CPython reuses freed memory), and a group keyed by ids ran the
+    successor on the old seed's widened weights, with no gradient for its own. Holding the modules keeps
+    them from being freed while the group is cached."""
+
+    members: tuple[int, ...]  # env indices, in the order of the widened blocks
+    seeds: tuple[nn.Module, ...]  # each member's seed module when the group was built
     wide: nn.Module
     bindings: list[GradBinding]
+
+    def serves(self, members: Sequence[int], seeds: Sequence[nn.Module]) -> bool:
+        """Whether this group was widened from exactly these envs' current seed modules."""
+        return tuple(members) == self.members and len(seeds) == len(self.seeds) and all(
+            seed is held for seed, held in zip(seeds, self.seeds)
+        )
 
 
 class FusedSlot(nn.Module):
@@ -113,11 +125,10 @@ class FusedSlot(nn.Module):
         if kind[0] in self.__dict__["unfusable"]:
             return None
         slots: tuple[SeedSlot, ...] = self.__dict__["env_slots"]
-        key = tuple((e, id(slots[e].seed)) for e in members)
-        group = self.__dict__["groups"].get(kind)
-        if group is not None and group.members == key:
-            return group
         seeds = [slots[e].seed for e in members]
+        group = self.__dict__["groups"].get(kind)
+        if group is not None and group.serves(members, seeds):  # type: ignore[arg-type]
+            return group
         try:
             wide, bindings = widen(seeds)  # type: ignore[arg-type]
         except NotWidenable:
@@ -130,7 +141,7 @@ class FusedSlot(nn.Module):
             if widened_mismatch(wide, seeds, sample) is not None:  # type: ignore[arg-type]
                 self.__dict__["unfusable"].add(kind[0])
                 return None
-        group = _SeedGroup(key, wide, bindings)
+        group = _SeedGroup(tuple(members), tuple(seeds), wide, bindings)  # type: ignore[arg-type]
         self.__dict__["groups"][kind] = group
         return group
 

@@ -6,6 +6,7 @@ import copy
 import io
 import json
 
+import attrs
 import pytest
 import torch
 from torch import nn
@@ -145,6 +146,26 @@ def test_illegal_calls_raise_and_change_nothing(call, error, match) -> None:
         call(model)
     assert_unchanged(model, before)
     assert issubclass(error, LifecycleError)
+
+
+def _out_of_memory(*args: object) -> nn.Module:
+    raise torch.OutOfMemoryError("CUDA out of memory. Tried to allocate 2.00 MiB (a GPU shared with other runs)")
+
+
+@pytest.mark.parametrize("part", ["blueprint", "blend_style"])
+def test_running_out_of_memory_in_a_germination_is_not_the_plugin_s_contract_break(part) -> None:
+    """The OOM propagates as it is (the run stops with its out-of-memory message) instead of a SeedShapeError
+    naming the plugin, which the run would quarantine for good; the model is left as it was."""
+    blueprints = {**BLUEPRINTS, "hungry": attrs.evolve(BLUEPRINTS["conv"], name="hungry", factory=_out_of_memory)}
+    styles = {**STYLES, "hungry": attrs.evolve(STYLES["add"], name="hungry", factory=_out_of_memory)}
+    model = MorphogeneticModel(TinyHost(), blueprints, styles, FAST_LIFECYCLE, TRAINING)
+    before = snapshot(model)
+    with pytest.raises(torch.OutOfMemoryError):
+        if part == "blueprint":
+            model.germinate("early", "hungry", "add", 2, 0.5)
+        else:
+            model.germinate("early", "conv", "hungry", 2, 0.5)
+    assert_unchanged(model, before)
 
 
 def test_gates_are_named_in_refusals() -> None:

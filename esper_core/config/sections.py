@@ -241,7 +241,9 @@ class DeviceConfig:
         default=(), metadata=_help("spread the envs over these devices (overrides device when not empty)")
     )
     bf16: bool = attrs.field(default=True, metadata=_help("autocast host training to bfloat16 on CUDA"))
-    channels_last: bool = attrs.field(default=True, metadata=_help("channels-last memory format on CUDA"))
+    channels_last: bool = attrs.field(
+        default=True, metadata=_help("channels-last memory format on CUDA for envs trained one after another; fused groups train NCHW")
+    )
     compile: bool = attrs.field(default=False, metadata=_help("torch.compile the hosts"))
     # Why auto fuses only on CUDA: one after another the hosts leave the GPU launch-bound; on a CPU a wide
     # network buys little and would change the CPU trajectories.

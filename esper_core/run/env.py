@@ -112,6 +112,7 @@ class MorphogenesisEnv:
         reward: Any,
         index: int = 0,
         quarantine: PluginQuarantine | None = None,
+        channels_last: bool | None = None,
     ) -> None:
         self.data = task_data
         self.host_spec = host_spec
@@ -133,7 +134,9 @@ class MorphogenesisEnv:
         self.styles = dict(registry.specs("blend_style"))
         cuda = self.device.type == "cuda"
         self.bf16 = cuda and config.device.bf16
-        self.memory_format = torch.channels_last if cuda and config.device.channels_last else torch.contiguous_format
+        # channels_last: the config's device.channels_last unless the run setup decides (fused groups: NCHW)
+        wants_channels_last = config.device.channels_last if channels_last is None else channels_last
+        self.memory_format = torch.channels_last if cuda and wants_channels_last else torch.contiguous_format
         training = config.training
         self.train_samples = training.epoch_samples if training.epoch_samples is not None else task_data.train_x.shape[0]
         if self.train_samples < 1:

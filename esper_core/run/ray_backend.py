@@ -37,7 +37,7 @@ from esper_core.run.env_unit import EnvUnit, unit_members
 from esper_core.run.fused import fused_groups
 from esper_core.run.quarantine import PluginQuarantine
 from esper_core.run.seeding import forked_rng
-from esper_core.run.setup import RunParts, describe_contributor, fuses, make_env, resolve_task, structure, usable_threads
+from esper_core.run.setup import RunParts, describe_contributor, fuses, in_fused_group, make_env, resolve_task, structure, usable_threads
 
 
 def _notice(text: str) -> None:
@@ -56,7 +56,10 @@ def unit_envs(config: EsperConfig, registry: Any, device: torch.device, indices:
     reward_options = structure(reward_spec, config.reward.options, "reward.options")
     quarantine = PluginQuarantine(notice=_notice, describe=lambda kind, name: describe_contributor(registry, kind, name))
     return [
-        make_env(config, registry, data, device, host_spec, host_options, reward_spec.factory(reward_options), i, quarantine)
+        make_env(
+            config, registry, data, device, host_spec, host_options, reward_spec.factory(reward_options), i, quarantine,
+            in_fused_group=in_fused_group(config, [device] * len(indices), device),
+        )
         for i in indices
     ]
 

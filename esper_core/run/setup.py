@@ -333,14 +333,26 @@ def check_setup(config: EsperConfig, registry: Any) -> tuple[RunBasis, str | Non
 
 def make_env(
     config: EsperConfig, registry: Any, data: Any, device: torch.device, host_spec: Any, host_options: Any,
-    reward: Any, index: int, quarantine: PluginQuarantine,
+    reward: Any, index: int, quarantine: PluginQuarantine, *, in_fused_group: bool = False,
 ) -> MorphogenesisEnv:
     """Env ``index`` of a run, on ``device`` (where ``data`` was loaded). Its seed derives from the run seed
     and the index alone, so the env is the same wherever it is built (here, or in a Ray actor)."""
     return MorphogenesisEnv(
         data, host_spec, config, registry, device, derived_seed(config.run.seed, 100, index),
         host_options=host_options, reward=reward, index=index, quarantine=quarantine,
+        channels_last=config.device.channels_last and not in_fused_group,
     )
+
+
+def in_fused_group(config: EsperConfig, devices: Sequence[torch.device], device: torch.device) -> bool:
+    """Whether the envs on ``device`` train as a fused group (``fused_groups``: fusing on, two envs or more).
+
+    Such envs train in NCHW whatever ``device.channels_last`` says. Why: on an H100 (torch 2.11, bf16),
+    fused groups in channels_last corrupted GPU memory in long runs: stored rollout masks zeroed after they
+    were written, illegal memory accesses and an illegal instruction, in 3 of 4 study runs within 4-16
+    rounds, while the same run in NCHW ran 23 rounds clean, and faster
+    (docs/results/2026-11-24-h100-growth-study-2/README.md)."""
+    return fuses(config.device.fused, devices) and sum(d == device for d in devices) > 1
 
 
 def build_run(
@@ -366,10 +378,12 @@ def build_run(
     data = {device: _load_task(task, device, config.task.data_dir, seed) for device in dict.fromkeys(devices)}
     plan = plan_run(config, registry, data[devices[0]].info, devices)
     quarantine = PluginQuarantine(notice=notice, describe=lambda kind, name: describe_contributor(registry, kind, name))
+    env_devices = [devices[i % len(devices)] for i in range(config.run.envs)]
     envs = [
         make_env(
             config, registry, data[devices[i % len(devices)]], devices[i % len(devices)], plan.host_spec,
             plan.host_options, plan.rewards[i], i, quarantine,
+            in_fused_group=in_fused_group(config, env_devices, devices[i % len(devices)]),
         )
         for i in range(config.run.envs)
     ]

@@ -83,3 +83,19 @@ def test_germinate_train_and_blend_on_cuda(host_name: str, blueprint: str, style
         model.optimizer.step()
         logits = forward_backward(model, x, y)
         assert torch.isfinite(logits).all(), f"{slot}: not finite after a blended optimiser step"
+
+
+def test_a_fused_group_trains_nchw_and_a_lone_env_channels_last() -> None:
+    from esper_core.config import load_config
+    from esper_core.plugins import load_registry
+    from esper_core.run.runner import Runner
+
+    def host_layouts(envs: int) -> set[bool]:
+        overrides = {"run": {"envs": envs}, "host": {"name": "tiny_cnn"}, "device": {"device": "cuda", "fused": "auto"}}
+        runner = Runner.build(load_config(overrides=overrides, preset="cpu-quick"), load_registry())
+        runner._reset_envs()
+        weights = [p for env in runner.envs for p in env._require_model().host.parameters() if p.dim() == 4]
+        return {w.is_contiguous(memory_format=torch.channels_last) and not w.is_contiguous() for w in weights}
+
+    assert host_layouts(2) == {False}
+    assert host_layouts(1) == {True}

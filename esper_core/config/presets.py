@@ -50,7 +50,8 @@ PRESETS: Mapping[str, Mapping[str, Any]] = frozen_tree(
         # A real study on one GPU: episodes long enough for seeds to blend, hold and fossilize, and 32 envs
         # trained as one fused group (device.fused): on an H100 they train their hosts at 14-18x the
         # images/s of envs one after another and step 3-4x faster end to end, with the PPO update under 1%
-        # of the time (benchmarks/fused_throughput.py, docs/results/2026-11-24-h100-fused-envs/).
+        # of the time (benchmarks/fused_throughput.py, docs/results/2026-11-24-h100-fused-envs/; measured in
+        # channels_last, before fused groups moved to NCHW).
         "gpu": {
             "run": {"envs": 32, "episode_length": 25, "rounds": 100},
             "training": {"batch_size": 128, "eval_batch_size": 1024},

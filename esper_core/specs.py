@@ -10,7 +10,6 @@ from typing import TYPE_CHECKING, Any, Callable, ClassVar, Mapping
 
 import attrs
 
-from esper_core.config.presets import adjustment_problems, frozen_tree
 
 if TYPE_CHECKING:
     import torch.nn as nn
@@ -41,9 +40,19 @@ class TaskSpec:
 
 
 def _check_preset_adjustments(instance: "HostSpec", attribute: attrs.Attribute, value: Any) -> None:
+    # Imported here, not at module level: the contract imports no room, but a host's adjustments name the
+    # config's presets, so a misspelt one fails when the spec is built (the plugin shows as broken).
+    from esper_core.config.presets import adjustment_problems
+
     problems = adjustment_problems(f"host {instance.name!r}", value)
     if problems:
         raise ValueError("; ".join(problems))
+
+
+def _frozen_tree(tree: Mapping[str, Any]) -> Mapping[str, Any]:
+    from esper_core.config.presets import frozen_tree  # see _check_preset_adjustments
+
+    return frozen_tree(tree)
 
 
 @attrs.frozen(kw_only=True)
@@ -64,7 +73,7 @@ class HostSpec:
     topology: str
     options_type: type = NoOptions
     preset_adjustments: Mapping[str, Mapping[str, Any]] = attrs.field(
-        factory=dict, converter=lambda value: frozen_tree(value) if isinstance(value, Mapping) else value,
+        factory=dict, converter=lambda value: _frozen_tree(value) if isinstance(value, Mapping) else value,
         validator=_check_preset_adjustments, hash=False,  # a read-only mapping has no hash; the name identifies
     )
 

@@ -17,17 +17,16 @@ import pytest
 import torch
 from torch import nn
 
-from esper_core.api import EnvObservation, NoOptions, PolicyOutput, PolicySpec, SlotPoint, hookimpl
+from esper_core.api import PolicySpec, SlotPoint, hookimpl
 from esper_core.config import load_config
 from esper_core.plugins import registry_from_plugins
-from esper_core.rl.masks import mask_inputs_from_observations
-from esper_core.rl.sampling import sample_actions
 from esper_core.run.rundir import RunDir
 from esper_core.run.runner import Runner
 from esper_core.run.telemetry import read_jsonl
 from esper_core.config.loading import deep_merge
 from support.run_configs import BUSY_HEURISTIC
 from support.run_fakes import NAN
+from support.walkers import MaskWalker
 from esper_core.specs import HostSpec
 
 TOLERANCE = 1e-4
@@ -36,38 +35,10 @@ TOLERANCE = 1e-4
 WALK = (0.0, 3.0, -1.0, 3.0, 6.0, 6.0)
 
 
-class LifecycleWalker:
+class LifecycleWalker(MaskWalker):
     """Samples legal actions from its masks with op logits biased toward growth (its own generator)."""
 
-    learns = False
-
-    def __init__(self, options: NoOptions, context: Any) -> None:
-        self.space, self.lifecycle, self.device = context.space, context.lifecycle, torch.device(context.device)
-        self.generator = torch.Generator().manual_seed(int(context.seed))
-
-    def initial_state(self, n_envs: int) -> None:
-        return None
-
-    def reset_state(self, state: Any, done: torch.Tensor) -> None:
-        return None
-
-    def act(self, observations: list[EnvObservation], state: Any, deterministic: bool = False) -> PolicyOutput:
-        n = len(observations)
-        logits = {head: torch.zeros(n, size) for head, size in self.space.head_sizes.items()}
-        logits["op"] = torch.tensor(WALK).expand(n, -1).clone()
-        inputs = mask_inputs_from_observations(observations, self.space, self.lifecycle, self.device)
-        sampled = sample_actions(logits, inputs, floors={}, deterministic=False, generator=self.generator)
-        return PolicyOutput(actions=sampled.actions, log_probs=sampled.log_probs, masks=sampled.masks,
-                            value=torch.zeros(n), state=None)
-
-    def update(self, rollout: Any) -> dict[str, float]:
-        return {}
-
-    def state_dict(self) -> dict[str, Any]:
-        return {"generator": self.generator.get_state()}
-
-    def load_state_dict(self, state: dict[str, Any]) -> None:
-        self.generator.set_state(state["generator"])
+    OP_LOGITS = WALK
 
 
 class ChannelMixingHost(nn.Module):

@@ -22,18 +22,18 @@ import torch
 from hypothesis import HealthCheck, given, settings, strategies as st
 from torch import nn
 
-from esper_core.api import EnvObservation, NoOptions, PolicyOutput, PolicySpec, hookimpl
+from esper_core.api import EnvObservation, PolicyOutput, PolicySpec, hookimpl
 from esper_core.config import load_config
 from esper_core.config.loading import deep_merge
 from esper_core.ops import HEADS
 from esper_core.plugins import registry_from_plugins
 from esper_core.rl.masks import compute_action_masks, mask_inputs_from_observations
-from esper_core.rl.sampling import sample_actions
 from esper_core.run.env import MorphogenesisEnv
 from esper_core.run.progress import Progress
 from esper_core.run.runner import Runner
 from esper_core.specs import BlueprintSpec
 from support.run_configs import SMALL
+from support.walkers import MaskWalker
 
 N_ENVS = 3
 #: The study's episode length: the failure was at step 13 of 15.
@@ -44,41 +44,9 @@ def _broken_factory(channels: int, spatial: int) -> nn.Module:
     raise RuntimeError("this blueprint breaks its contract on purpose (it is disabled for the run)")
 
 
-class Walker:
+class Walker(MaskWalker):
     """Samples from its masks with drawn op logits (so some examples walk seeds to FOSSILIZED and fill
     every slot, others prune and re-germinate): reaches lifecycle states a young ppo_v2 rarely does."""
-
-    learns = False
-
-    def __init__(self, options: NoOptions, context: Any) -> None:
-        self.space, self.lifecycle = context.space, context.lifecycle
-        self.generator = torch.Generator().manual_seed(int(context.seed))
-        self.op_logits = torch.zeros(self.space.head_sizes["op"])
-
-    def initial_state(self, n_envs: int) -> None:
-        return None
-
-    def reset_state(self, state: Any, done: torch.Tensor) -> None:
-        return None
-
-    def act(self, observations: list[EnvObservation], state: Any, deterministic: bool = False) -> PolicyOutput:
-        n = len(observations)
-        logits = {head: torch.zeros(n, size) for head, size in self.space.head_sizes.items()}
-        logits["op"] = self.op_logits.expand(n, -1).clone()
-        inputs = mask_inputs_from_observations(observations, self.space, self.lifecycle)
-        sampled = sample_actions(logits, inputs, floors={}, generator=self.generator)
-        return PolicyOutput(
-            actions=sampled.actions, log_probs=sampled.log_probs, masks=sampled.masks, value=torch.zeros(n), state=None
-        )
-
-    def update(self, rollout: Any) -> dict[str, float]:
-        return {}
-
-    def state_dict(self) -> dict[str, Any]:
-        return {"generator": self.generator.get_state()}
-
-    def load_state_dict(self, state: dict[str, Any]) -> None:
-        self.generator.set_state(state["generator"])
 
 
 class RunLoopPlugin:

@@ -1,5 +1,6 @@
-"""ppo_v2's critic levers (policy.options.value_norm, critic_lr, critic_max_grad_norm): value normalisation
-keeps exact statistics, preserves V(s) when they move, acts in return units and resumes exactly."""
+"""ppo_v2's critic levers (policy.options.value_norm, critic_lr, critic_max_grad_norm, critic_mean_fit): value
+normalisation keeps exact statistics, preserves V(s) when they move, acts in return units and resumes exactly;
+the mean fit moves V(s) by one constant to the returns' mean."""
 
 from __future__ import annotations
 
@@ -11,6 +12,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 from torch import nn
 
+from esper_policies.ppo_v2.update import prepare_inputs
 from esper_policies.ppo_v2.value_norm import MIN_STD, ValueNormaliser
 from support.ppo_builders import games, policy, rollout, round_trip
 from support.slot_game import play_round
@@ -117,3 +119,33 @@ def test_the_critic_gets_its_own_learning_rate_and_clip() -> None:
 
 def critic_ids(p) -> set[int]:
     return {id(q) for q in p.network.critic.parameters()}
+
+
+@given(offset=st.floats(-20.0, 20.0, allow_nan=False), value_norm=st.booleans(), seed=st.integers(0, 3))
+@settings(max_examples=20)
+def test_the_mean_fit_moves_every_value_by_one_constant_to_the_returns_mean(offset, value_norm, seed) -> None:
+    """fit_critic_mean moves V(s) by one constant, the rollout's mean of (return - value), in return units
+    whatever value_norm is: afterwards the critic's mean over the rollout is the returns' mean."""
+    p = policy(seed=seed, value_norm=value_norm)
+    data = rollout(p, seed=seed)
+    data.rewards += offset  # a return mean far from the untrained critic's output
+    inputs = prepare_inputs(data, p.layout, p.options.gamma, p.options.gae_lambda, p.device)
+    if value_norm:
+        p.value_norm.update_preserving(inputs.returns, p.network.critic[-1])  # as update() does first
+    before = p._updater.evaluate_all(inputs).values
+    torch.testing.assert_close(before, inputs.old_values, rtol=1e-4, atol=1e-4)  # the stored values are the critic's
+    shift = p._updater.fit_critic_mean(inputs)
+    after = p._updater.evaluate_all(inputs).values
+    tolerance = 1e-4 * (1.0 + abs(offset))
+    assert math.isclose(float(after.mean()), float(inputs.returns.mean()), abs_tol=tolerance)
+    torch.testing.assert_close(after - before, torch.full_like(before, float(shift)), rtol=0.0, atol=tolerance)
+
+
+def test_the_mean_fit_is_reported_and_can_be_switched_off() -> None:
+    on, off = policy(seed=2), policy(seed=2, critic_mean_fit=False)
+    data_on, data_off = rollout(on, seed=2), rollout(off, seed=2)
+    data_on.rewards += 3.0
+    data_off.rewards += 3.0
+    expected = float((prepare_inputs(data_on, on.layout, 0.995, 0.97, on.device).raw_advantages).mean())
+    assert on.update(data_on)["critic_mean_shift"] == pytest.approx(expected, rel=1e-5)
+    assert off.update(data_off)["critic_mean_shift"] == 0.0

@@ -5,10 +5,12 @@ from __future__ import annotations
 import logging
 
 import torch
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from esper_policies.ppo_v2 import PPOV2Options
 from esper_core.ops import HEADS, Op
-from esper_policies.ppo_v2.network import OUTPUT_GAIN, PolicyNetwork, segment_starts
+from esper_policies.ppo_v2.network import MIN_CRITIC_WIDTH, OUTPUT_GAIN, PolicyNetwork, segment_starts
 from support.ppo_builders import policy
 from support.slot_game import game_context, game_space
 
@@ -58,6 +60,22 @@ def test_orthogonal_init_with_gains_and_zero_biases() -> None:
         gram = w @ w.T if w.shape[0] <= w.shape[1] else w.T @ w
         assert torch.allclose(gram, OUTPUT_GAIN**2 * torch.eye(gram.shape[0]), atol=1e-7)
         assert torch.equal(module.bias, torch.zeros_like(module.bias))
+
+
+@given(lstm_dim=st.integers(2, 40), seed=st.integers(0, 2**16))
+@settings(max_examples=25)
+def test_the_critic_tells_states_apart_at_any_width(lstm_dim: int, seed: int) -> None:
+    """Every hidden layer of the critic is LayerNorm'd; at lstm_dim 16 its last one was 2 wide, which maps every
+    input to one of two patterns, so the critic could output at most two values (EV 0 in every small test)."""
+    torch.manual_seed(seed)
+    net = PolicyNetwork(obs_dim=10, n_slots=2, n_blueprints=4, head_sizes=SIZES, feature_dim=8, lstm_dim=lstm_dim)
+    hidden = [m.normalized_shape[0] for m in net.critic if isinstance(m, torch.nn.LayerNorm)]
+    assert len(hidden) == 3 and min(hidden) >= MIN_CRITIC_WIDTH
+    trunk = torch.randn(64, lstm_dim, generator=torch.Generator().manual_seed(seed))
+    with torch.no_grad():
+        values = net.critic(trunk).squeeze(-1)
+    assert values.unique().numel() >= 32, values
+    assert float(values.std()) > 1e-4 * OUTPUT_GAIN
 
 
 def test_lstm_forget_gate_bias_is_one() -> None:

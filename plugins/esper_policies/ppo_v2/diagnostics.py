@@ -121,6 +121,7 @@ def compute_diagnostics(
         if key != "nonfinite":
             scalars[key] = value if key.endswith("_max") else value / steps
     scalars["replay_log_prob_error"] = train.replay_error
+    scalars["critic_mean_shift"] = train.critic_mean_shift
 
     # ------------------------------------------------------------------------ observation clamps
     scalars["obs_saturation_max"] = saturation.max()

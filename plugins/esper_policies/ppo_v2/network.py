@@ -6,6 +6,7 @@ that reads a *detached* trunk (a diagnostic only: its loss never reaches the sha
 
 Widths come from the policy options (``feature_dim``, ``lstm_dim``) so tests can use tiny networks; at
 the defaults (512) they are exactly the documented ones: heads 512->256->n, the blueprint head 512->512->128->n, the critic 512->256->128->64->1.
+The critic's hidden layers are never narrower than ``MIN_CRITIC_WIDTH`` (see there why).
 """
 
 from __future__ import annotations
@@ -21,6 +22,12 @@ from esper_core.ops import HEADS, Op
 
 HIDDEN_GAIN = math.sqrt(2.0)
 OUTPUT_GAIN = 0.01
+#: Narrowest hidden layer of the critic. Each of its hidden layers is LayerNorm'd, and a LayerNorm over k
+#: features leaves k - 2 degrees of freedom (zero mean, unit variance): over 2 it maps every input to
+#: (+1, -1) or (-1, +1), over 1 to its bias. So at lstm_dim < 24 (eighth = lstm_dim // 8 <= 2) the critic
+#: could output at most two values whatever the state (explained variance stuck at 0 in every small-width
+#: test). The default widths (64 and up) are untouched.
+MIN_CRITIC_WIDTH = 16
 
 State = tuple[torch.Tensor, torch.Tensor]
 
@@ -90,7 +97,9 @@ class PolicyNetwork(nn.Module):
                 for head, n in ((h, int(head_sizes[h])) for h in HEADS)
             }
         )
-        self.critic = _mlp([lstm_dim, half, quarter, eighth, 1], layer_norm=True)
+        self.critic = _mlp(
+            [lstm_dim, *(max(MIN_CRITIC_WIDTH, w) for w in (half, quarter, eighth)), 1], layer_norm=True
+        )
         self.q_head = _mlp([lstm_dim, half, len(Op)])
         self._init_lstm()
 

@@ -169,6 +169,14 @@ class PPOV2Options:
         metadata=_help("clip the critic head's gradient norm on its own (it leaves the global clip); unset: the "
                        "critic is clipped with everything else at max_grad_norm"),
     )
+    # On by default: without it the critic collapsed to one value for every state whenever the returns' mean sat
+    # away from its output (issue 15; docs/design/ppo-lessons.md, "Value function collapse").
+    critic_mean_fit: bool = attrs.field(
+        default=True,
+        metadata=_help("before the gradient steps, shift the critic's output bias by the rollout's mean of "
+                       "(return - value): the critic never learns the returns' mean through its LayerNorm'd hidden "
+                       "layers, which made them state-blind"),
+    )
 
     # -------------------------------------------------------------------------------------- network
     # At most MAX_WIDTH: an LSTM of width w holds 8 w^2 weights (w = 4096: 134M, ~2 GB with Adam's state).

@@ -14,6 +14,8 @@
   target_kl`` the step is dropped and the update stops. That decision is the one host sync per step.
 - The op-conditioned Q head trains on the returns from a detached trunk, clipped on its own, so it
   never moves the policy or the critic.
+- Before the gradient steps the critic's output bias absorbs the rollout's mean of (return - value)
+  (``critic_mean_fit``, ``fit_critic_mean``): the gradient is left only the state-dependent part.
 """
 
 from __future__ import annotations
@@ -131,6 +133,7 @@ class TrainStats:
     epochs_completed: float
     early_stopped: bool
     replay_error: torch.Tensor
+    critic_mean_shift: torch.Tensor  # what fit_critic_mean moved V(s) by, in return units (0 when off)
 
 
 def runs_in_bf16(device: torch.device, bf16: bool) -> bool:
@@ -246,9 +249,32 @@ class PPOUpdate:
         }
 
     # ------------------------------------------------------------------------------------------ steps
+    def fit_critic_mean(self, inputs: UpdateInputs) -> torch.Tensor:
+        """Shift the critic's output bias by the rollout's mean of (return - stored value); return the shift in
+        return units.
+
+        Why: every hidden layer of the critic is LayerNorm'd, so the one parameter that moves V(s) by the same
+        amount in every state is this bias, and Adam moves it about ``lr`` per step. A return mean away from the
+        critic's output (growing returns, an offset, value_norm's shifted statistics) was instead learned by
+        turning every state's hidden pattern into the same one: the critic collapsed to one value for every state
+        (explained variance 0). This is the least-squares step for the bias alone: the stored values are the
+        current critic's (the rollout was collected with these parameters; value_norm preserves them).
+        """
+        residual = (inputs.returns.float() - inputs.old_values.float()).mean()
+        output = self.network.critic[-1]
+        step = residual if self.value_norm is None else residual / self.value_norm.std
+        with torch.no_grad():
+            output.bias.add_(step.to(output.bias.dtype))
+        return residual
+
     def run(self, inputs: UpdateInputs) -> TrainStats:
         opts = self.options
         device = inputs.actions.device
+        mean_shift = torch.zeros((), device=device)
+        if opts.critic_mean_fit:
+            mean_shift = self.fit_critic_mean(inputs)
+            # value_clip bounds how far the gradient steps move V from where this update put it.
+            inputs = attrs.evolve(inputs, old_values=inputs.old_values + mean_shift)
         n_envs = inputs.n_envs
         n_groups = min(self.options.minibatches, n_envs)
         kl_limit = opts.kl_stop_factor * opts.target_kl
@@ -291,7 +317,7 @@ class PPOUpdate:
                 break
         return TrainStats(
             sums=sums, gradient_steps=steps, epochs_completed=epochs_done, early_stopped=early_stopped,
-            replay_error=replay_error,
+            replay_error=replay_error, critic_mean_shift=mean_shift,
         )
 
     def _gradient_step(self, inputs: UpdateInputs, envs: torch.Tensor, capture_replay: bool) -> dict[str, torch.Tensor]:

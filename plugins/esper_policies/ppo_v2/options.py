@@ -138,7 +138,8 @@ class PPOV2Options:
     )
     update_epochs: int = attrs.field(
         default=1, validator=int_within(1, 100),
-        metadata=_help("passes over each rollout; one by default: the recurrent states replayed go stale after the first"),
+        metadata=_help("passes over each rollout (every pass replays whole episodes from their stored initial state, "
+                       "so no hidden state is stale); see docs/design/ppo-lessons.md for what more passes bought"),
     )
     bptt_chunk: int | None = attrs.field(
         default=None, validator=int_at_least(1, optional=True),

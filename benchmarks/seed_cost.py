@@ -29,45 +29,26 @@ from typing import Any
 import click
 import torch
 
-from esper_core.config.loading import deep_merge, load_config
+from esper_core.config.loading import deep_merge
 from esper_core.ops import Op
 from esper_core.plugins import load_registry
 from esper_core.records import DecodedAction
 from esper_core.run.runner import Runner
-from esper_core.stages import SeedStage
-from run_throughput import _sync  # beside this script
+from fused_throughput import TINY, _config  # beside this script: the same runs, seeded here
+from run_throughput import _sync
 
-TINY: dict[str, Any] = {
-    "task": {"options": {"train_size": 256, "val_size": 64, "test_size": 32}},
-    "training": {"epoch_samples": 64, "batch_size": 32, "val_samples": 64, "eval_batch_size": 64},
-    "policy": {"options": {"feature_dim": 32, "lstm_dim": 32}},
-}
+#: What this script adds to every run: seeds germinate straight into TRAINING and may fill every slot, and
+#: every timed epoch (and the epochs that bring seeds to BLENDING) fits in one episode.
+SEEDED: dict[str, Any] = {"run": {"episode_length": 64}, "lifecycle": {"min_training_epochs": 0, "max_seeds": 64}}
 
 
-def _runner(host: str, envs: int, device: str, samples: int, epochs: int, extra: dict[str, Any]) -> Runner:
-    overrides = deep_merge(
-        {
-            "task": {"name": "synthetic"},
-            "host": {"name": host},
-            "policy": {"name": "ppo_v2"},
-            "device": {"device": device, "fused": "on"},
-            # every timed epoch (and the epochs that bring seeds to BLENDING) inside one episode
-            "run": {"envs": envs, "rounds": 1, "episode_length": 64},
-            "training": {"epoch_samples": samples},
-            "lifecycle": {"min_training_epochs": 0, "max_seeds": 64},
-        },
-        extra,
-    )
-    config = load_config(overrides=overrides, preset="gpu" if device.startswith("cuda") else "cpu-quick")
-    runner = Runner.build(config, load_registry())
+def _runner(host: str, envs: int, device: str, samples: int, tiny: bool) -> Runner:
+    extra = deep_merge(TINY if tiny else {}, SEEDED)
+    runner = Runner.build(_config(host, envs, "on", device, samples, extra), load_registry())
     runner._reset_envs()
     if not runner.groups or not runner.groups[0].fused:
         raise click.ClickException(f"the {host!r} host does not fuse; nothing to measure")
     return runner
-
-
-def _fresh(runner: Runner) -> None:
-    runner._reset_envs()
 
 
 def _step_all(runner: Runner, actions: list[DecodedAction]) -> float:
@@ -93,7 +74,7 @@ def _wait(n: int) -> list[DecodedAction]:
 def _seed(runner: Runner, plan: list[list[tuple[str, str, bool]]], style: str, epochs: int) -> float:
     """Germinate per env ``plan[e]`` = [(slot, blueprint, blended)], bring the blended ones to BLENDING at
     alpha 1, then time ``epochs`` fused epochs: images/s of host training, all envs together."""
-    _fresh(runner)
+    runner._reset_envs()
     envs = runner.envs
     depth = max(len(p) for p in plan)
     for k in range(depth):  # one action per env step: germinate the k-th seed, then bring it to BLENDING
@@ -141,9 +122,8 @@ def _kernel_table(runner: Runner, plan: list[list[tuple[str, str, bool]]], style
 @click.option("--out", type=click.Path(dir_okay=False), default=None)
 def main(host: str, envs: int, device: str, samples: int, epochs: int, slot: str | None, style: str,
          kernels: bool, rows: int, only: str | None, tiny: bool, out: str | None) -> None:
-    extra = TINY if tiny else {}
     samples = TINY["training"]["epoch_samples"] if tiny else samples
-    runner = _runner(host, envs, device, samples, epochs, extra)
+    runner = _runner(host, envs, device, samples, tiny)
     model = runner.envs[0]._require_model()
     slots = list(model.slot_names)
     slot = slot or slots[len(slots) // 2]

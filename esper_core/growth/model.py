@@ -50,14 +50,19 @@ class Placement:
     memory_format: torch.memory_format
 
 
+def memory_format_of(tensor: torch.Tensor) -> torch.memory_format:
+    """channels_last for a 4-D tensor laid out that way (and not plainly contiguous as well), else contiguous."""
+    if tensor.dim() == 4 and tensor.is_contiguous(memory_format=torch.channels_last) and not tensor.is_contiguous():
+        return torch.channels_last
+    return torch.contiguous_format
+
+
 def host_placement(module: nn.Module) -> Placement:
     """Device and dtype of the first floating parameter; channels_last when a 4-D weight uses it."""
     floating = [p for p in module.parameters() if p.is_floating_point()]
     if not floating:
         raise ValueError("the host has no floating-point parameters; cannot tell its device and dtype")
-    channels_last = any(
-        p.dim() == 4 and p.is_contiguous(memory_format=torch.channels_last) and not p.is_contiguous() for p in floating
-    )
+    channels_last = any(memory_format_of(p) == torch.channels_last for p in floating)
     return Placement(floating[0].device, floating[0].dtype, torch.channels_last if channels_last else torch.contiguous_format)
 
 

@@ -501,14 +501,22 @@ def _restore_modes(modes: Sequence[tuple[nn.Module, bool]]) -> None:
         module.train(mode)
 
 
+def fusing_devices(devices: Sequence[torch.device], enabled: bool) -> set[torch.device]:
+    """The devices whose envs train as one fused group (``devices``: each env's): fusing on and two envs
+    or more there. Envs elsewhere train interleaved, as they always did."""
+    if not enabled:
+        return set()
+    return {device for device in devices if sum(d == device for d in devices) > 1}
+
+
 def fused_groups(
     envs: Sequence[MorphogenesisEnv], enabled: bool, notice: Callable[[str], None] | None = None
 ) -> list[FusedEnvGroup]:
-    """One group per device holding two envs or more (a run's envs share one host architecture); none
-    when fusing is off. Envs outside a group that fuses train interleaved, as they always did."""
-    if not enabled:
-        return []
+    """One group per device of ``fusing_devices`` (a run's envs share one host architecture); none when
+    fusing is off."""
+    chosen = fusing_devices([env.device for env in envs], enabled)
     by_device: dict[torch.device, list[MorphogenesisEnv]] = {}
     for env in envs:
-        by_device.setdefault(env.device, []).append(env)
-    return [FusedEnvGroup(group, notice) for group in by_device.values() if len(group) > 1]
+        if env.device in chosen:
+            by_device.setdefault(env.device, []).append(env)
+    return [FusedEnvGroup(group, notice) for group in by_device.values()]

@@ -22,7 +22,7 @@ from esper_core.records import PolicyContext, TaskData
 from esper_core.rl.actions import ActionSpace
 from esper_core.run.env import MorphogenesisEnv
 from esper_core.run.quarantine import PluginQuarantine
-from esper_core.run.fused import FusedEnvGroup, fused_groups
+from esper_core.run.fused import FusedEnvGroup, fused_groups, fusing_devices
 from esper_core.run.observers import ObserverSet, build_observers
 from esper_core.run.seeding import derived_seed, forked_rng, seed_everything
 
@@ -345,14 +345,14 @@ def make_env(
 
 
 def in_fused_group(config: EsperConfig, devices: Sequence[torch.device], device: torch.device) -> bool:
-    """Whether the envs on ``device`` train as a fused group (``fused_groups``: fusing on, two envs or more).
+    """Whether the envs on ``device`` (``devices``: each env's) train as a fused group (``fusing_devices``).
 
     Such envs train in NCHW whatever ``device.channels_last`` says. Why: on an H100 (torch 2.11, bf16),
     fused groups in channels_last corrupted GPU memory in long runs: stored rollout masks zeroed after they
     were written, illegal memory accesses and an illegal instruction, in 3 of 4 study runs within 4-16
     rounds, while the same run in NCHW ran 23 rounds clean, and faster
     (docs/results/2026-11-24-h100-growth-study-2/README.md)."""
-    return fuses(config.device.fused, devices) and sum(d == device for d in devices) > 1
+    return device in fusing_devices(devices, fuses(config.device.fused, devices))
 
 
 def build_run(

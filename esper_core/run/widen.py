@@ -27,6 +27,8 @@ from typing import Callable, Sequence
 import torch
 from torch import nn
 
+from esper_core.growth.model import memory_format_of
+
 
 class NotWidenable(ValueError):
     """These modules cannot be fused into one wide module (the message says which part and why)."""
@@ -130,10 +132,6 @@ def _widen_batchnorm(norms: Sequence[nn.BatchNorm2d], bindings: list[GradBinding
             _bind_views(wide._buffers[name], norms, name, _block(size), bindings)
         wide.num_batches_tracked = b.num_batches_tracked.detach().clone()
     return wide
-
-
-def _is_channels_last(tensor: torch.Tensor) -> bool:
-    return tensor.dim() == 4 and tensor.is_contiguous(memory_format=torch.channels_last) and not tensor.is_contiguous()
 
 
 def _widen_groupnorm(norms: Sequence[nn.GroupNorm], bindings: list[GradBinding]) -> nn.GroupNorm:
@@ -241,11 +239,7 @@ def join_env_blocks(blocks: torch.Tensor, like: torch.Tensor) -> torch.Tensor:
     ``like`` (the wide activation it came from): the convolutions after it then pick the kernels they pick
     without seeds, so a seed in TRAINING leaves the host's gradients bit-identical."""
     joined = blocks.flatten(-2).movedim(-1, 1)
-    return joined.contiguous(memory_format=_layout(like))
-
-
-def _layout(tensor: torch.Tensor) -> torch.memory_format:
-    return torch.channels_last if _is_channels_last(tensor) else torch.contiguous_format
+    return joined.contiguous(memory_format=memory_format_of(like))
 
 
 def features_of(block: torch.Tensor) -> torch.Tensor:

@@ -396,9 +396,9 @@ class MorphogenesisEnv:
             val_loss, val_acc = self._evaluate_now()
             train_loss, train_acc = self._train_loss, self._train_acc  # the failed epoch taught nothing
         else:
-            train_loss, val_loss = train_loss_sum / seen, val_loss_sum / self._val_targets
+            train_loss = train_loss_sum / seen
             train_acc = self.score(train_loss, train_correct / seen)
-            val_acc = self.score(val_loss, val_correct / self._val_targets)
+            val_loss, val_acc = self.validation_result(val_loss_sum, val_correct)
         # A fused group measured the contributions with the validation (one wide pass for all envs); after
         # a rollback the seeds it measured may be gone, so measure again.
         measured = self._measure_contributions(None if fault else pending.get("contributions"))
@@ -461,10 +461,14 @@ class MorphogenesisEnv:
         """The task metric's score (higher is better) from a pass's mean loss and accuracy per target."""
         return self.metric.score(self.metric.value(loss=loss, accuracy=accuracy))
 
-    def _evaluate_now(self) -> tuple[float, float]:
-        loss_sum, correct = torch.stack([t.float() for t in self._validate()]).tolist()
+    def validation_result(self, loss_sum: float, correct: float) -> tuple[float, float]:
+        """Mean loss and the task metric's score of a validation pass from its sums (this env's own pass or a
+        fused group's share of its wide one): one conversion for both paths."""
         loss = loss_sum / self._val_targets
         return loss, self.score(loss, correct / self._val_targets)
+
+    def _evaluate_now(self) -> tuple[float, float]:
+        return self.validation_result(*torch.stack([t.float() for t in self._validate()]).tolist())
 
     @torch.no_grad()
     def evaluate_split(self, x: torch.Tensor, y: torch.Tensor) -> float:

@@ -420,13 +420,11 @@ class FusedEnvGroup:
             return
         with contextlib.ExitStack() as stack:
             switched = [stack.enter_context(growth_switched_off(env._require_model())) for env in self.envs]
-            if not any(switched):
-                counts = None
-            else:
-                counts = self._validate_all()[1].tolist()  # the group's one sync for the reference
+            sums = _as_lists(self._validate_all()) if any(switched) else None  # the group's one sync for it
         for e, env in enumerate(self.envs):
             if asking[e]:
-                env.set_accuracy_without_growth(counts[e] / env.val_count if counts and switched[e] else None)
+                scored = sums is not None and switched[e]
+                env.set_accuracy_without_growth(env.validation_result(sums[0][e], sums[1][e])[1] if scored else None)
 
     def open_episodes(self) -> None:
         """After every env's ``begin_episode`` and ``rebuild``: validate the untrained hosts (fused when the
@@ -435,11 +433,9 @@ class FusedEnvGroup:
             for env in self.envs:
                 env.open_episode(*env._evaluate_now())
             return
-        loss_sums, correct = self._validate_all()
-        values = torch.stack([loss_sums.float(), correct.float()]).tolist()
-        count = self.envs[0].val_count
+        loss_sums, correct = _as_lists(self._validate_all())
         for e, env in enumerate(self.envs):
-            env.open_episode(values[0][e] / count, values[1][e] / count)
+            env.open_episode(*env.validation_result(loss_sums[e], correct[e]))
 
     @torch.no_grad()
     def _measure_contributions(self) -> None:
@@ -483,6 +479,11 @@ class FusedEnvGroup:
         n = len(self.envs)
         grads = [b.wide.grad for b in self.bindings if b.wide.grad is not None]
         return torch.stack([g.reshape(n, -1).float().pow(2).sum(dim=1) for g in grads]).sum(dim=0)
+
+
+def _as_lists(sums: tuple[torch.Tensor, torch.Tensor]) -> list[list[float]]:
+    """A fused validation's per-env ``(loss_sum, correct)`` on the host, in one transfer."""
+    return torch.stack([sums[0].float(), sums[1].float()]).tolist()
 
 
 def _slots_to_eval(models: Sequence[nn.Module]) -> list[tuple[nn.Module, bool]]:

@@ -21,6 +21,7 @@ from esper_core.api import (
     int_at_least,
     int_within,
     is_number,
+    one_of,
     within,
 )
 
@@ -169,6 +170,17 @@ class PPOV2Options:
         default=None, validator=above(0.0, optional=True),
         metadata=_help("clip the critic head's gradient norm on its own (it leaves the global clip); unset: the "
                        "critic is clipped with everything else at max_grad_norm"),
+    )
+    # "shared" by default (the network every checkpoint so far was saved with) until a study shows "own" helps.
+    critic_trunk: str = attrs.field(
+        default="shared", validator=one_of(("shared", "own")),
+        metadata=_help("what the critic reads: 'shared', the actor's recurrent trunk (its value loss trains the LSTM "
+                       "too); 'own', its own feed-forward trunk on the observation (blueprint embedding + feature "
+                       "layer, no LSTM: the observation carries the step and the accuracy history), so it no longer "
+                       "competes with the actor heads for the LSTM's features and no loss crosses between actor and "
+                       "critic; critic_lr, critic_weight_decay and critic_max_grad_norm cover that trunk (set "
+                       "critic_max_grad_norm too: in the global clip the critic's gradient norm still scales the "
+                       "actor's step)"),
     )
     # On by default: without it the critic collapsed to one value for every state whenever the returns' mean sat
     # away from its output (issue 15; docs/design/ppo-lessons.md, "Value function collapse").

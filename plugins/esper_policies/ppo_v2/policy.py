@@ -54,6 +54,7 @@ class PPOV2Policy:
                 feature_dim=self.options.feature_dim,
                 lstm_dim=self.options.lstm_dim,
                 blueprint_embed_dim=self.options.blueprint_embed_dim,
+                critic_trunk=self.options.critic_trunk,
             )
         self.network = network.to(self.device)
         self.normaliser = RunningNormaliser(self.encoder.float_dim, device=self.device)
@@ -191,6 +192,12 @@ class PPOV2Policy:
             self.value_norm.load_state_dict(state["value_norm"])
         elif "value_norm" in state:
             raise KeyError("ppo_v2 state was saved with policy.options.value_norm on; resume with the same option")
+        saved_trunk = "own" if any(k.startswith("critic_feature_net.") for k in state["network"]) else "shared"
+        if saved_trunk != self.options.critic_trunk:
+            raise ValueError(
+                f"ppo_v2 state was saved with policy.options.critic_trunk={saved_trunk!r}, this policy has "
+                f"{self.options.critic_trunk!r}; resume with the same option"
+            )
         self.network.load_state_dict(state["network"])
         self.optimizer.load_state_dict(state["optimizer"])
         self.normaliser.load_state_dict(state["normaliser"])

@@ -12,6 +12,9 @@ Every arm uses the same reward (``--reward``), so returns are comparable. Then `
 - per family: the Pearson correlation between episode return and the episode's final *validation*
   accuracy over its training episodes (test accuracy is only measured at evaluation), and pooled over all
   families (returns are comparable: one reward);
+- per family that grows: each seed's margin over the *parameter-matched* static host (the static hosts'
+  test accuracy at that seed's network size, linear in log parameters between the two nearest; the issue's
+  bar is every seed above it) and what its evaluated networks held (``slot:blueprint:stage`` counts);
 - per learning family: explained variance (stored values) over the last quarter of updates, and the
   blueprint head's conditional entropy (``entropy_relevant/blueprint``) at the last update and over the
   last quarter;
@@ -27,8 +30,10 @@ from __future__ import annotations
 
 import argparse
 import json
+import math
 import sys
 import time
+from collections import Counter
 from pathlib import Path
 from typing import Any
 
@@ -137,7 +142,7 @@ def run_record(run_dir: Path, result: dict[str, Any] | None) -> dict[str, Any]:
         "status": info.get("status"),
         "eval": None if result is None else [
             {**{k: row.get(k) for k in ("env", "test_acc", "final_val_acc", "host_params", "params_added")},
-             "network_params": network_params(row)} for row in result["envs"]
+             "network_params": network_params(row), "grown": grown(row)} for row in result["envs"]
         ],
         "eval_round": None if result is None else result.get("round"),
         "episodes": [(e["round"], e["episode_return"], e["final_val_acc"], e["host_params"]) for e in episodes],
@@ -156,6 +161,60 @@ def network_params(row: dict[str, Any]) -> int:
     is scored with them, so comparing it to a static host of ``host_params`` would flatter it."""
     live = sum(s["seed_params"] for s in row.get("slots", []) if s.get("in_network") and s.get("stage") != "FOSSILIZED")
     return int(row["host_params"]) + int(live)
+
+
+def grown(row: dict[str, Any]) -> list[str]:
+    """``slot:blueprint:stage`` of every seed the evaluated network holds at the end (a TRAINING seed included:
+    it is there, though it does not reach the output; a PRUNED one is gone)."""
+    return [
+        f"{s['slot']}:{s['blueprint']}:{s['stage']}"
+        for s in row.get("slots", []) if s.get("blueprint") and s.get("stage") != "PRUNED"
+    ]
+
+
+def frontier_points(families: dict[str, Any]) -> list[tuple[float, float]]:
+    """(parameters, mean test accuracy) of every static host the study trained: the width sweep and the
+    ``static`` arm (the base widths), sorted by size."""
+    return sorted(
+        (f["final_params"]["mean"], f["test_acc"]["mean"])
+        for name, f in families.items()
+        if (name.startswith("width-") or name == "static") and f["test_acc"]["mean"] is not None
+    )
+
+
+def frontier_at(points: list[tuple[float, float]], params: float) -> float | None:
+    """The static hosts' test accuracy at ``params``, linear in log(parameters) between the two nearest
+    sizes (the sweep's widths grow geometrically); None outside the sweep, where it would be a guess."""
+    for (p0, a0), (p1, a1) in zip(points, points[1:]):
+        if p0 <= params <= p1:
+            t = 0.0 if p1 == p0 else (math.log(params) - math.log(p0)) / (math.log(p1) - math.log(p0))
+            return a0 + t * (a1 - a0)
+    return None
+
+
+def against_frontier(runs: dict[str, dict[str, Any]], points: list[tuple[float, float]]) -> dict[str, Any]:
+    """Issue 15's bar, per seed: the run's mean test accuracy and network size, the parameter-matched static
+    accuracy (``frontier_at``) and the margin over it; and what the evaluated networks held."""
+    per_seed: dict[str, Any] = {}
+    for name, record in runs.items():
+        rows = record["eval"] or []
+        if not rows:
+            continue
+        acc = mean_se([r["test_acc"] for r in rows])["mean"]
+        params = mean_se([r["network_params"] for r in rows])["mean"]
+        matched = frontier_at(points, params)
+        per_seed[name] = {
+            "test_acc": acc,
+            "network_params": params,
+            "parameter_matched_static_acc": matched,
+            "margin_over_matched": None if matched is None else acc - matched,
+            "grown": dict(Counter(g for r in rows for g in r.get("grown", [])).most_common()),
+        }
+    margins = [s["margin_over_matched"] for s in per_seed.values()]
+    return {
+        "per_seed": per_seed,
+        "min_margin_over_matched": min(margins) if margins and None not in margins else None,
+    }
 
 
 def family_summary(runs: dict[str, dict[str, Any]]) -> dict[str, Any]:
@@ -190,13 +249,16 @@ def _fmt(stat: dict[str, Any], digits: int = 4) -> str:
 
 def table(families: dict[str, Any]) -> str:
     lines = [
-        "| arm | test acc | final params | params added | return~val acc r | EV last 1/4 | blueprint H last |",
-        "|---|---|---|---|---|---|---|",
+        "| arm | test acc | final params | params added | worst seed over matched static | return~val acc r "
+        "| EV last 1/4 | blueprint H last |",
+        "|---|---|---|---|---|---|---|---|",
     ]
     for name, f in families.items():
         r = f["return_vs_final_val_acc"]
+        worst = (f.get("against_frontier") or {}).get("min_margin_over_matched")
         lines.append(
             f"| {name} | {_fmt(f['test_acc'])} | {_fmt(f['final_params'], 0)} | {_fmt(f['params_added'], 0)} | "
+            f"{'-' if worst is None else f'{worst:+.4f}'} | "
             f"{'-' if r is None else f'{r:.2f}'} | {_fmt(f['explained_variance_last_quarter'], 3)} | "
             f"{_fmt(f['blueprint_entropy_last'], 3)} |"
         )
@@ -229,13 +291,14 @@ def plots(out: Path, runs: dict[str, dict[str, dict[str, Any]]], families: dict[
     fig, ax = plt.subplots(figsize=(6.5, 4.5))
     frontier = sorted(
         (f["final_params"]["mean"], f["test_acc"]["mean"], f["test_acc"]["se"] or 0.0)
-        for name, f in families.items() if name.startswith("width-") and f["test_acc"]["mean"] is not None
+        for name, f in families.items()
+        if (name.startswith("width-") or name == "static") and f["test_acc"]["mean"] is not None
     )
     if frontier:
         ax.errorbar([p for p, _, _ in frontier], [a for _, a, _ in frontier], yerr=[s for _, _, s in frontier],
-                    color="black", marker="s", label="static width sweep")
+                    color="black", marker="s", label="static hosts (width sweep and static)")
     for i, (name, f) in enumerate(families.items()):
-        if name.startswith("width-") or f["test_acc"]["mean"] is None:
+        if name.startswith("width-") or name == "static" or f["test_acc"]["mean"] is None:
             continue
         ax.errorbar([f["final_params"]["mean"]], [f["test_acc"]["mean"]], yerr=[f["test_acc"]["se"] or 0.0],
                     xerr=[f["final_params"]["se"] or 0.0], marker="o", linestyle="none", label=name, color=f"C{i % 10}")
@@ -274,6 +337,10 @@ def main(argv: list[str] | None = None) -> int:
                 result = None if args.no_eval else evaluate(runs_dir / run.name, esper, out / "logs" / f"{run.name}.eval.log")
             records[family][run.name] = run_record(runs_dir / run.name, result)
     summaries = {family: family_summary(members) for family, members in records.items()}
+    points = frontier_points(summaries)
+    for family, members in records.items():
+        if not family.startswith("width-") and family != "static":
+            summaries[family]["against_frontier"] = against_frontier(members, points)
     pooled = [e for members in records.values() for r in members.values() for e in r["episodes"]]
     study = {
         "argv": sys.argv[1:] if argv is None else argv,

@@ -91,3 +91,45 @@ def test_the_study_runs_evaluates_and_summarises_on_cpu(tmp_path) -> None:
     assert static["episodes"] == 2 and static["params_added"]["mean"] == 0
     assert (out / "table.md").read_text().count("| width-4-8-16 |") == 1
     assert BENCHMARKS.exists()
+
+
+@given(
+    sizes=st.lists(st.floats(1e3, 1e6), min_size=2, max_size=6, unique=True),
+    accs=st.lists(st.floats(0.0, 1.0), min_size=6, max_size=6),
+    where=st.floats(0.0, 1.0),
+)
+def test_the_parameter_matched_accuracy_lies_between_its_two_nearest_static_hosts(sizes, accs, where) -> None:
+    points = sorted(zip(sizes, accs))
+    for p, a in points:
+        assert math.isclose(study.frontier_at(points, p), a, abs_tol=1e-9)
+    (p0, a0), (p1, a1) = points[0], points[1]
+    matched = study.frontier_at(points, p0 + where * (p1 - p0))
+    assert min(a0, a1) - 1e-9 <= matched <= max(a0, a1) + 1e-9
+    # Outside the sweep there is no parameter-matched host: no number, rather than an extrapolated guess.
+    assert study.frontier_at(points, points[0][0] * 0.5) is None
+    assert study.frontier_at(points, points[-1][0] * 2.0) is None
+
+
+def test_each_seed_is_measured_against_the_static_host_of_its_own_size() -> None:
+    families = {
+        "static": {"final_params": {"mean": 1000.0}, "test_acc": {"mean": 0.20}},
+        "width-2": {"final_params": {"mean": 4000.0}, "test_acc": {"mean": 0.40}},
+        "ppo_v2": {"final_params": {"mean": 3000.0}, "test_acc": {"mean": 0.5}},
+    }
+    points = study.frontier_points(families)
+    assert points == [(1000.0, 0.20), (4000.0, 0.40)]  # growing families are not part of the frontier
+
+    def row(acc: float, params: int, slots: list[dict]) -> dict:
+        return {"test_acc": acc, "network_params": params, "grown": study.grown({"slots": slots})}
+
+    fossil = {"slot": "r0c0", "blueprint": "norm", "stage": "FOSSILIZED"}
+    pruned = {"slot": "r0c1", "blueprint": "mlp", "stage": "PRUNED"}
+    runs = {
+        "a": {"eval": [row(0.35, 2000, [fossil, pruned]), row(0.33, 2000, [fossil])]},  # matched: 0.30 at 2,000
+        "b": {"eval": [row(0.25, 2000, [])]},
+    }
+    result = study.against_frontier(runs, points)
+    a = result["per_seed"]["a"]
+    assert math.isclose(a["parameter_matched_static_acc"], 0.30) and math.isclose(a["margin_over_matched"], 0.04)
+    assert a["grown"] == {"r0c0:norm:FOSSILIZED": 2}  # the pruned seed is not part of the network
+    assert math.isclose(result["min_margin_over_matched"], -0.05)  # the worst seed decides the bar

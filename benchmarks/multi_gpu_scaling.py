@@ -26,6 +26,7 @@ from typing import Any
 import click
 import torch
 
+from esper_core.cli.options import parse_assignment
 from esper_core.config.loading import deep_merge, load_config
 from esper_core.plugins import load_registry
 from esper_core.run.backend import choose_backend
@@ -72,18 +73,24 @@ def measure(tree: dict[str, Any], backend: str, seconds: float) -> dict[str, Any
 @click.option("--host", default="resnet", show_default=True)
 @click.option("--cpu", is_flag=True, help="Name the CPU D times instead of D GPUs (a smoke test of the code path).")
 @click.option("--tiny", is_flag=True, help="Tiny task and host (with --cpu: a seconds-long smoke test).")
+@click.option("--set", "assignments", metavar="KEY=VALUE", multiple=True,
+              help="Override any setting for every count, as esper run's --set (e.g. shorter rounds: "
+                   "--set run.episode_length=5 --set training.epoch_samples=2048).")
 @click.option("--out", default="multi_gpu_scaling.json", show_default=True, type=click.Path(dir_okay=False))
 def main(counts: str, envs_per_device: int, seconds: float, backend: str, host: str, cpu: bool, tiny: bool,
-         out: str) -> None:
+         assignments: tuple[str, ...], out: str) -> None:
     wanted = [int(part) for part in counts.split(",") if part.strip()]
     present = 10**6 if cpu else torch.cuda.device_count()
     if present == 0:
         raise click.UsageError("no CUDA device here; pass --cpu for a smoke test of the code path")
     chosen = [count for count in wanted if count <= present]
     skipped = [count for count in wanted if count > present]
+    settings: dict[str, Any] = {}
+    for assignment in assignments:
+        settings = deep_merge(settings, parse_assignment(assignment))
     rows = []
     for count in chosen:
-        tree = deep_merge(TINY if tiny else {"host": {"name": host}}, {
+        tree = deep_merge(deep_merge(TINY if tiny else {"host": {"name": host}}, settings), {
             "run": {"envs": envs_per_device * count, "seed": 0},
             "device": {"devices": device_names(count, cpu), "fused": "on"},
         })
@@ -100,6 +107,7 @@ def main(counts: str, envs_per_device: int, seconds: float, backend: str, host: 
         "gpus": [torch.cuda.get_device_name(i) for i in range(torch.cuda.device_count())],
         "torch": torch.__version__,
         "python": platform.python_version(),
+        "settings": list(assignments),
         "rows": rows,
         "skipped_counts": skipped,  # more devices than this machine has
     }

@@ -80,9 +80,13 @@ def test_choosing_a_backend_names_the_fix_when_it_cannot(monkeypatch) -> None:
 def test_the_scaling_benchmark_reports_steps_per_second_and_efficiency_per_device_count(tmp_path) -> None:
     script = load_benchmark_script("multi_gpu_scaling")
     out = tmp_path / "scaling.json"
-    args = ["--tiny", "--cpu", "--counts", "1,2", "--envs-per-device", "1", "--seconds", "0", "--out", str(out)]
+    args = ["--tiny", "--cpu", "--counts", "1,2", "--envs-per-device", "1", "--seconds", "0", "--out", str(out),
+            "--set", "run.episode_length=3"]
     result = CliRunner().invoke(script.main, args)
     assert result.exit_code == 0, result.output
-    rows = json.loads(out.read_text())["rows"]
+    report = json.loads(out.read_text())
+    rows = report["rows"]
     assert [row["devices"] for row in rows] == [1, 2] and rows[0]["efficiency"] == 1.0
-    assert all(row["env_steps"] == row["rounds"] * row["devices"] * 2 and row["env_steps_per_s"] > 0 for row in rows)
+    # --set reaches every count's run (3-step episodes instead of TINY's 2), and the report says what was set.
+    assert all(row["env_steps"] == row["rounds"] * row["devices"] * 3 and row["env_steps_per_s"] > 0 for row in rows)
+    assert report["settings"] == ["run.episode_length=3"]

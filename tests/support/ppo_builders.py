@@ -55,3 +55,17 @@ def round_trip(state: dict[str, Any]) -> dict[str, Any]:
 
 def head_parameters(p: PPOV2Policy, head: str) -> torch.Tensor:
     return torch.cat([q.detach().flatten().clone() for q in p.network.heads[head].parameters()])
+
+
+def assert_continues_identically(a: PPOV2Policy, b: PPOV2Policy) -> None:
+    """``b`` (loaded from ``a``'s state) plays and learns exactly as ``a`` from here: same weights, the same
+    round of games, the same values, actions and value loss, the same weights after one update."""
+    for (name, pa), pb in zip(a.network.state_dict().items(), b.network.state_dict().values()):
+        assert torch.equal(pa, pb), name
+    result_a, result_b = play_round(a, games(4, seed=3)), play_round(b, games(4, seed=3))
+    assert torch.equal(result_a.rollout.values, result_b.rollout.values)
+    assert torch.equal(result_a.rollout.actions, result_b.rollout.actions)
+    metrics_a, metrics_b = a.update(result_a.rollout), b.update(result_b.rollout)
+    assert metrics_a["value_loss"] == metrics_b["value_loss"]
+    for (name, pa), pb in zip(a.network.state_dict().items(), b.network.state_dict().values()):
+        assert torch.equal(pa, pb), name

@@ -14,7 +14,7 @@ from torch import nn
 
 from esper_policies.ppo_v2.update import prepare_inputs
 from esper_policies.ppo_v2.value_norm import MIN_STD, ValueNormaliser
-from support.ppo_builders import games, policy, rollout, round_trip
+from support.ppo_builders import assert_continues_identically, games, policy, rollout, round_trip
 from support.slot_game import play_round
 
 finite = st.floats(-50.0, 50.0, allow_nan=False, allow_infinity=False)
@@ -86,12 +86,7 @@ def test_a_checkpoint_round_trip_resumes_exactly() -> None:
     b.load_state_dict(round_trip(a.state_dict()))
     for key in ("count", "mean", "m2"):
         assert torch.equal(getattr(a.value_norm, key), getattr(b.value_norm, key))
-    result_a, result_b = play_round(a, games(4, seed=3)), play_round(b, games(4, seed=3))
-    assert torch.equal(result_a.rollout.values, result_b.rollout.values)
-    metrics_a, metrics_b = a.update(result_a.rollout), b.update(result_b.rollout)
-    assert metrics_a["value_loss"] == metrics_b["value_loss"]
-    for (name, pa), pb in zip(a.network.state_dict().items(), b.network.state_dict().values()):
-        assert torch.equal(pa, pb), name
+    assert_continues_identically(a, b)
 
 
 def test_a_state_saved_with_other_value_norm_setting_is_refused_with_the_option_named() -> None:

@@ -13,8 +13,8 @@ from esper_core.ops import HEADS
 from esper_policies.ppo_v2 import SPEC, PPOV2Options
 from esper_policies.ppo_v2.network import MIN_CRITIC_WIDTH, PolicyNetwork, segment_starts
 from esper_policies.ppo_v2.update import prepare_inputs
-from support.ppo_builders import games, policy, rollout, round_trip
-from support.slot_game import game_space, play_round
+from support.ppo_builders import assert_continues_identically, policy, rollout, round_trip
+from support.slot_game import game_space
 
 SIZES = game_space().head_sizes
 T, B = 6, 3
@@ -203,15 +203,7 @@ def test_an_own_critic_checkpoint_round_trip_resumes_exactly() -> None:
     a.update(rollout(a, seed=1))  # optimiser moments and normaliser statistics are non-trivial now
     b = policy(seed=7, critic_trunk="own", critic_max_grad_norm=0.5)
     b.load_state_dict(round_trip(a.state_dict()))
-    for (name, pa), pb in zip(a.network.state_dict().items(), b.network.state_dict().values()):
-        assert torch.equal(pa, pb), name
-    result_a, result_b = play_round(a, games(4, seed=3)), play_round(b, games(4, seed=3))
-    assert torch.equal(result_a.rollout.values, result_b.rollout.values)
-    assert torch.equal(result_a.rollout.actions, result_b.rollout.actions)
-    metrics_a, metrics_b = a.update(result_a.rollout), b.update(result_b.rollout)
-    assert metrics_a["value_loss"] == metrics_b["value_loss"]
-    for (name, pa), pb in zip(a.network.state_dict().items(), b.network.state_dict().values()):
-        assert torch.equal(pa, pb), name
+    assert_continues_identically(a, b)
 
 
 def test_a_state_saved_with_the_other_critic_trunk_is_refused_with_the_option_named() -> None:

@@ -106,8 +106,9 @@ def measure_esper(config: Any, registry: Any, seconds: float) -> dict[str, Any]:
 def measure_plain(config: Any, registry: Any, seconds: float) -> dict[str, Any]:
     """One host, one SGD, the same data path as an env step, nothing else."""
     dev = resolve_devices(config.device)[0]
-    data = resolve_task(registry, config.task).task.load(Path(config.task.data_dir), dev, config.run.seed)
     spec = registry.get("host", config.host.name)
+    task = resolve_task(registry, config.task, host_topology=spec.topology)
+    data = task.task.load(Path(config.task.data_dir), dev, config.run.seed)
     host = spec.factory(structure(spec, config.host.options, "host.options"), data.info).to(dev)
     cuda = dev.type == "cuda"
     channels_last = cuda and config.device.channels_last

@@ -41,7 +41,8 @@ hookimpl = pluggy.HookimplMarker(PROJECT)
 def esper_tasks() -> list[TaskSpec]:
     """Return the tasks (datasets with their augmentation) this plugin provides, as ``TaskSpec`` objects.
 
-    A task's ``auto_priority`` decides whether ``task.name = "auto"`` may pick it.
+    A task's ``auto_priority`` decides whether ``task.name = "auto"`` may pick it, and its ``topologies``
+    for which hosts (``HostSpec.topology``): auto picks only a task the chosen host can read.
     """
 
 

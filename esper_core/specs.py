@@ -29,6 +29,11 @@ class TaskSpec:
 
     ``auto_priority``: when the config says ``task.name = "auto"`` the available task with the highest
     priority wins (None: never picked automatically).
+
+    ``topologies``: the host topologies (``HostSpec.topology``) whose input the task's data is, e.g.
+    ``{"cnn"}`` for images, ``{"transformer"}`` for token sequences (``TaskInfo.sequence_length`` set). Why:
+    ``task.name = "auto"`` must pick a task the chosen host can read, so it considers only the tasks that
+    ``supports`` the host's topology. A task named explicitly is not filtered; the host refuses it itself.
     """
 
     kind: ClassVar[str] = "task"
@@ -37,6 +42,10 @@ class TaskSpec:
     factory: Callable[[Any], "Task"]
     options_type: type = NoOptions
     auto_priority: int | None = None
+    topologies: frozenset[str] = frozenset({"cnn"})
+
+    def supports(self, topology: str) -> bool:
+        return topology in self.topologies
 
 
 def _check_preset_adjustments(instance: "HostSpec", attribute: attrs.Attribute, value: Any) -> None:

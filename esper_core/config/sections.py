@@ -91,7 +91,8 @@ class TaskConfig:
     section: ClassVar[str] = "task"
 
     name: str = attrs.field(
-        default="auto", metadata=_help("task plugin; auto: the available task with the highest auto_priority")
+        default="auto",
+        metadata=_help("task plugin; auto: the available task with the highest auto_priority that the host can read"),
     )
     data_dir: str = attrs.field(default="data", metadata=_help("directory the task reads its dataset from"))
     download: bool = attrs.field(

@@ -47,10 +47,10 @@ def _notice(text: str) -> None:
 def unit_envs(config: EsperConfig, registry: Any, device: torch.device, indices: Sequence[int]) -> list[MorphogenesisEnv]:
     """Envs ``indices`` of a run, built as ``setup.build_run`` builds them (same seeds, options, reward per
     env), on ``device``: what an actor steps. The task's data is loaded once, on this device."""
-    task = resolve_task(registry, config.task)
+    host_spec = registry.get("host", config.host.name)
+    task = resolve_task(registry, config.task, host_topology=host_spec.topology)  # the driver's task (named by now)
     with forked_rng():
         data = task.task.load(Path(config.task.data_dir).expanduser(), device, config.run.seed)
-    host_spec = registry.get("host", config.host.name)
     host_options = structure(host_spec, config.host.options, "host.options")
     reward_spec = registry.get("reward", config.reward.name)
     reward_options = structure(reward_spec, config.reward.options, "reward.options")

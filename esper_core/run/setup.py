@@ -4,7 +4,7 @@ one place a run is put together, so `esper run`, `esper resume`, `esper eval`, t
 all get the same run from the same config; the runner only plays it.
 
 The core never names a concrete plugin: ``task = "auto"`` picks the available task with the highest
-``auto_priority`` among whatever the registry holds.
+``auto_priority`` among whatever the registry holds that can feed the chosen host (``TaskSpec.topologies``).
 """
 
 from __future__ import annotations
@@ -93,8 +93,14 @@ def task_options(spec: Any, task_config: TaskConfig) -> Any:
     return structure(spec, options, "task.options")
 
 
-def resolve_task(registry: Any, task_config: TaskConfig) -> ResolvedTask:
-    """The configured task, or for ``auto`` the available one with the highest ``auto_priority``.
+def resolve_task(registry: Any, task_config: TaskConfig, *, host_topology: str | None = None) -> ResolvedTask:
+    """The configured task, or for ``auto`` the available one with the highest ``auto_priority`` among the
+    tasks that can feed the host (``TaskSpec.supports(host_topology)``; ties go in registration order).
+
+    ``host_topology``: the chosen host's ``HostSpec.topology``. Why: ``auto`` must not pick an image task for
+    a host that reads token sequences. None (a caller that does not know the host) considers every task. A
+    task named explicitly is returned as named, whatever the host: the host's own check says clearly why
+    it cannot read it.
 
     ``task.download`` reaches tasks whose options have a ``download`` field; with it, ``auto`` also picks
     such a task when its data is missing (it will be fetched). ``task.options`` apply to the task picked.
@@ -103,10 +109,11 @@ def resolve_task(registry: Any, task_config: TaskConfig) -> ResolvedTask:
     if task_config.name != "auto":
         spec = registry.get("task", task_config.name)
         return ResolvedTask(spec, spec.factory(task_options(spec, task_config)), None)
-    candidates = sorted(
+    ranked = sorted(
         (spec for spec in registry.specs("task").values() if spec.auto_priority is not None),
         key=lambda s: -s.auto_priority,
     )
+    candidates = [spec for spec in ranked if host_topology is None or spec.supports(host_topology)]
     skipped = []
     for spec in candidates:
         probe = spec.factory(structure(spec, {}, "task.options"))
@@ -117,10 +124,23 @@ def resolve_task(registry: Any, task_config: TaskConfig) -> ResolvedTask:
             task = spec.factory(task_options(spec, task_config))
             return ResolvedTask(spec, task, f"task auto -> {spec.name}{why}; set task.name to choose")
         skipped.append(spec.name)
+    if host_topology is not None:
+        fitting = [name for name, spec in registry.specs("task").items() if spec.supports(host_topology)]
+        raise SetupError(
+            f"task auto: no available task for a {host_topology!r} host among {[s.name for s in candidates]} "
+            f"(data dir {data_dir}); tasks for {host_topology!r} hosts: {fitting}; "
+            "set task.name (--task) to one of them, or choose another host"
+        )
     raise SetupError(
         f"task auto: no available task among {[s.name for s in candidates]} (data dir {data_dir}); "
         "set task.name (--task) to one of them"
     )
+
+
+def host_topology_of(registry: Any, config: EsperConfig) -> str:
+    """The configured host's ``HostSpec.topology``: what ``task auto`` must feed (an unknown host raises
+    ``UnknownPluginError``, as ``plan_run`` would)."""
+    return registry.get("host", config.host.name).topology
 
 
 def contributor_info(registry: Any, kind: str, name: str) -> dict[str, str | None]:
@@ -252,10 +272,15 @@ def resolve_basis(
     notice: Callable[[str], None] | None = None,
 ) -> RunBasis:
     """Devices, observers and task, in the order a run checks them (a missing optional dependency of an
-    observer fails before the task is even looked at)."""
+    observer fails before the task is even looked at). ``task = "auto"`` considers only the tasks that can
+    feed the configured host's topology (``TaskSpec.topologies``)."""
     devices = resolve_devices(config.device)
     observers = build_observers(registry, config.observers)
-    task = resolved_task if resolved_task is not None else resolve_task(registry, config.task)
+    if resolved_task is not None:
+        task = resolved_task
+    else:
+        topology = host_topology_of(registry, config) if config.task.name == "auto" else None
+        task = resolve_task(registry, config.task, host_topology=topology)
     if task.notice and notice is not None:
         notice(task.notice)
     if config.task.name != task.spec.name:

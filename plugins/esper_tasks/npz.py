@@ -219,4 +219,5 @@ SPEC = TaskSpec(
     factory=NpzTask,
     options_type=NpzOptions,
     auto_priority=None,
+    topologies=frozenset({"cnn"}),  # NHWC images
 )

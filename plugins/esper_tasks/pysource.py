@@ -129,4 +129,9 @@ SPEC = TaskSpec(
     description="Byte-level language modelling on the Python standard library's .py files (split by file; bits per byte).",
     factory=PySourceTask,
     options_type=PySourceOptions,
+    # Byte sequences (TaskInfo.sequence_length set). Always available (the running Python's own standard
+    # library), so ``task.name = "auto"`` on a transformer host picks it; an image task never competes
+    # with it there, as auto considers only the tasks that support the host's topology.
+    auto_priority=0,
+    topologies=frozenset({"transformer"}),
 )

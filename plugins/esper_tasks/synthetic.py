@@ -111,4 +111,5 @@ SPEC = TaskSpec(
     factory=SyntheticTask,
     options_type=SyntheticOptions,
     auto_priority=0,
+    topologies=frozenset({"cnn"}),  # 3x32x32 images
 )

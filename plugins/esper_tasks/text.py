@@ -128,4 +128,5 @@ SPEC = TaskSpec(
     description="Byte-level language modelling on your own .txt / .jsonl corpus (task.options.path; bits per byte).",
     factory=TextTask,
     options_type=TextOptions,
+    topologies=frozenset({"transformer"}),  # byte sequences (TaskInfo.sequence_length set)
 )

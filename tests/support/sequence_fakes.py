@@ -4,6 +4,7 @@ blueprint and ``linear_add`` style, so run-level invariants run over both topolo
 
 from __future__ import annotations
 
+from pathlib import Path
 from typing import Any
 
 import torch
@@ -14,6 +15,7 @@ from esper_core.records import TaskData, TaskInfo
 from esper_core.specs import HostSpec, TaskSpec
 from esper_hosts.gpt import GPTOptions, build_gpt
 from esper_tasks.bytes_lm import byte_task_data, windows
+from esper_tasks.pysource import split_of
 from support.run_fakes import RunnerRegistry
 from support.topologies import TEXT
 
@@ -41,7 +43,9 @@ def _tiny_gpt(options: Any, info: TaskInfo) -> torch.nn.Module:
     return build_gpt(GPTOptions(width=8, depth=2, heads=2, mlp_ratio=1, context=SEQUENCE_LENGTH), info)
 
 
-BYTES_TASK = TaskSpec(name="toy_bytes", description="toy byte task", factory=ToyBytesTask)
+BYTES_TASK = TaskSpec(
+    name="toy_bytes", description="toy byte task", factory=ToyBytesTask, topologies=frozenset({"transformer"})
+)
 GPT_HOST = HostSpec(name="toy_gpt", description="tiny gpt", factory=_tiny_gpt, topology="transformer")
 
 
@@ -54,3 +58,17 @@ class SequenceRunnerRegistry(RunnerRegistry):
         self._specs.update(
             task={BYTES_TASK.name: BYTES_TASK}, host={GPT_HOST.name: GPT_HOST}, blend_style={LINEAR_ADD.name: LINEAR_ADD}
         )
+
+
+def tiny_python_tree(root: Path) -> Path:
+    """A few small .py files, at least one in each of pysource's train/validation/test splits (a task root
+    that a real `--task pysource` run can read in a test)."""
+    root.mkdir()
+    wanted, index = {"train": 2, "val": 1, "test": 1}, 0
+    while any(wanted.values()):
+        name = f"module_{index}.py"
+        index += 1
+        if wanted[split_of(name)]:
+            wanted[split_of(name)] -= 1
+            (root / name).write_text(f"def f{index}(a, b):\n    return a + b * {index}\n" * 8)
+    return root

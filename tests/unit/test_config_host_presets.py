@@ -18,6 +18,7 @@ from esper_core.config.loading import ConfigError, config_to_dict, load_config
 from esper_core.config.presets import PRESETS
 from esper_core.plugins import load_registry, preset_adjustments_of
 from esper_core.specs import HostSpec
+from support.sequence_fakes import tiny_python_tree
 
 KEYS = (("run", "episode_length"), ("run", "rounds"), ("run", "envs"), ("training", "batch_size"))
 LAYERS = ("host", "file", "cli")
@@ -186,21 +187,6 @@ def test_a_spec_s_frozen_lists_load_as_a_file_s_lists_so_the_recorded_config_loa
 
 
 # ------------------------------------------------------------------------------------ on the command line
-def _tiny_python_tree(root: Path) -> Path:
-    """A few small .py files, at least one in each of pysource's train/validation/test splits."""
-    from esper_tasks.pysource import split_of
-
-    root.mkdir()
-    wanted, index = {"train": 2, "val": 1, "test": 1}, 0
-    while any(wanted.values()):
-        name = f"module_{index}.py"
-        index += 1
-        if wanted[split_of(name)]:
-            wanted[split_of(name)] -= 1
-            (root / name).write_text(f"def f{index}(a, b):\n    return a + b * {index}\n" * 8)
-    return root
-
-
 def test_config_show_and_run_resolve_gpt_alike_and_its_config_json_runs_again(tmp_path: Path, registry) -> None:
     from click.testing import CliRunner
 
@@ -210,7 +196,7 @@ def test_config_show_and_run_resolve_gpt_alike_and_its_config_json_runs_again(tm
     flags = (
         "--host", "gpt", "--task", "pysource", "--preset", "cpu-quick", "--device", "cpu", "--envs", "1",
         "--rounds", "1", "--episode-length", "2", "--name", "r", "--run-dir", str(tmp_path / "runs"),
-        "--set", f"task.options.root={_tiny_python_tree(tmp_path / 'py')}", "--set", "task.options.sequence_length=8",
+        "--set", f"task.options.root={tiny_python_tree(tmp_path / 'py')}", "--set", "task.options.sequence_length=8",
         "--set", "training.epoch_samples=32", "--set", "host.options.width=16", "--set", "host.options.heads=2",
         "--set", "policy.options.feature_dim=16", "--set", "policy.options.lstm_dim=16",
     )

@@ -1,4 +1,5 @@
-"""Run setup: task auto picks the best available task (or one that will download), devices resolve."""
+"""Run setup: task auto picks the best available task the host can read (or one that will download),
+devices resolve."""
 
 from __future__ import annotations
 
@@ -6,9 +7,10 @@ import attrs
 import pytest
 import torch
 
-from esper_core.config import DeviceConfig, TaskConfig
-from esper_core.run.setup import SetupError, resolve_devices, resolve_task
-from esper_core.specs import TaskSpec
+from esper_core.config import DeviceConfig, EsperConfig, HostConfig, TaskConfig
+from esper_core.plugins import load_registry
+from esper_core.run.setup import SetupError, resolve_basis, resolve_devices, resolve_task
+from esper_core.specs import HostSpec, TaskSpec
 
 
 @attrs.frozen
@@ -69,6 +71,93 @@ def test_download_is_passed_only_to_tasks_that_take_it():
 def test_auto_without_any_available_task_is_a_clear_error():
     with pytest.raises(SetupError, match="no available task"):
         resolve_task(Registry(BIG, NEVER), TaskConfig(name="auto"))
+
+
+# An image task that outranks a sequence task, as cifar10/synthetic outrank pysource among all tasks.
+IMAGES = TaskSpec(name="images", description="", factory=lambda o: FakeTask(o, present=True), options_type=PlainOptions,
+                  auto_priority=10, topologies=frozenset({"cnn"}))
+TOKENS = TaskSpec(name="tokens", description="", factory=lambda o: FakeTask(o, present=True), options_type=PlainOptions,
+                  auto_priority=0, topologies=frozenset({"transformer"}))
+MISSING_TOKENS = TaskSpec(name="missing_tokens", description="", factory=lambda o: FakeTask(o, present=False),
+                          options_type=PlainOptions, auto_priority=5, topologies=frozenset({"transformer"}))
+NAMED_TOKENS = TaskSpec(name="named_tokens", description="", factory=lambda o: FakeTask(o, present=True),
+                        options_type=PlainOptions, topologies=frozenset({"transformer"}))  # never auto
+
+
+def test_task_feeds_cnn_hosts_unless_it_says_otherwise():
+    assert SMALL.topologies == frozenset({"cnn"}) and SMALL.supports("cnn") and not SMALL.supports("transformer")
+    assert TOKENS.supports("transformer") and not TOKENS.supports("cnn")
+
+
+def test_auto_picks_the_best_task_the_host_can_read():
+    registry = Registry(IMAGES, TOKENS)
+    for_transformer = resolve_task(registry, TaskConfig(name="auto"), host_topology="transformer")
+    assert for_transformer.spec.name == "tokens"
+    assert for_transformer.notice == "task auto -> tokens; set task.name to choose"
+    assert resolve_task(registry, TaskConfig(name="auto"), host_topology="cnn").spec.name == "images"
+    assert resolve_task(registry, TaskConfig(name="auto")).spec.name == "images"  # host unknown: every task, as before
+
+
+def test_auto_skips_an_unavailable_fitting_task_and_says_so():
+    registry = Registry(IMAGES, MISSING_TOKENS, TOKENS)
+    resolved = resolve_task(registry, TaskConfig(name="auto"), host_topology="transformer")
+    assert resolved.spec.name == "tokens" and "missing_tokens" in resolved.notice and "images" not in resolved.notice
+
+
+def test_auto_with_no_available_task_for_the_host_names_the_topology_and_the_fitting_tasks():
+    with pytest.raises(SetupError) as raised:
+        registry = Registry(IMAGES, MISSING_TOKENS, NAMED_TOKENS)
+        resolve_task(registry, TaskConfig(name="auto"), host_topology="transformer")
+    message = str(raised.value)
+    assert "'transformer'" in message and "missing_tokens" in message and "named_tokens" in message
+    assert "'images'" not in message and "task.name" in message
+    with pytest.raises(SetupError, match="'graph'"):
+        resolve_task(Registry(IMAGES, TOKENS), TaskConfig(name="auto"), host_topology="graph")
+
+
+def test_a_named_task_is_returned_as_named_whatever_the_host():
+    registry = Registry(IMAGES, TOKENS, NAMED_TOKENS)
+    assert resolve_task(registry, TaskConfig(name="images"), host_topology="transformer").spec.name == "images"
+    named = resolve_task(registry, TaskConfig(name="named_tokens"), host_topology="cnn")
+    assert named.spec.name == "named_tokens" and named.notice is None
+
+
+class HostRegistry(Registry):
+    """Tasks and hosts by kind, as ``resolve_basis`` asks for them."""
+
+    def __init__(self, tasks, hosts) -> None:
+        self._kinds = {"task": {s.name: s for s in tasks}, "host": {s.name: s for s in hosts}}
+
+    def specs(self, kind: str):
+        return dict(self._kinds.get(kind, {}))
+
+    def get(self, kind: str, name: str):
+        return self._kinds[kind][name]
+
+
+def _host(name: str, topology: str) -> HostSpec:
+    return HostSpec(name=name, description="", factory=lambda o, i: None, topology=topology)
+
+
+def test_a_run_resolves_auto_for_its_configured_host_and_records_the_task():
+    registry = HostRegistry([IMAGES, TOKENS], [_host("cnn_host", "cnn"), _host("seq_host", "transformer")])
+    notices = []
+    for host, task in (("seq_host", "tokens"), ("cnn_host", "images")):
+        config = EsperConfig(host=HostConfig(name=host), device=DeviceConfig(device="cpu"))
+        basis = resolve_basis(config, registry, notice=notices.append)
+        assert basis.task.spec.name == basis.config.task.name == task
+    assert notices == ["task auto -> tokens; set task.name to choose", "task auto -> images; set task.name to choose"]
+
+
+def test_the_builtin_tasks_declare_what_they_feed_and_auto_fits_the_host(tmp_path):
+    registry = load_registry()
+    feeds = {name: spec.topologies for name, spec in registry.specs("task").items()}
+    assert feeds["synthetic"] == feeds["cifar10"] == feeds["npz"] == frozenset({"cnn"})
+    assert feeds["pysource"] == feeds["text"] == frozenset({"transformer"})
+    empty = TaskConfig(name="auto", data_dir=str(tmp_path))  # no CIFAR-10, no corpus: what is always there
+    assert resolve_task(registry, empty, host_topology="transformer").spec.name == "pysource"
+    for topology in ("cnn", None):
+        assert resolve_task(registry, empty, host_topology=topology).spec.name == "synthetic"
 
 
 def test_devices_resolve_and_unknown_cuda_is_refused_clearly():

@@ -4,8 +4,9 @@ Re-exports only; each name keeps its home module (``esper_core.specs``, ``.recor
 paths stay valid too. The contract is: hook markers and specs (what a plugin registers), the records
 passed between the core and plugins, the protocols a plugin's objects satisfy, stages and ops (the
 lifecycle and action vocabulary), events (what an observer receives; ``docs/events.md``), task-author data helpers, the host
-contract check and the option validators. A policy also builds on the RL toolkit in ``esper_core.rl``
-(masks, sampling, advantages, observation encoding), which is public but not re-exported here.
+contract check, the option validators and ``IncompatibleSettings`` (settings a plugin refuses together).
+A policy also builds on the RL toolkit in ``esper_core.rl`` (masks, sampling, advantages, observation
+encoding), which is public but not re-exported here.
 """
 
 from esper_core import PLUGIN_API_VERSION
@@ -86,6 +87,7 @@ from esper_core.stages import (
 )
 from esper_core.validators import (
     HELP,
+    IncompatibleSettings,
     SettingError,
     above,
     at_least,
@@ -142,6 +144,7 @@ __all__ = [
     "Host",
     "HostContractError",
     "HostSpec",
+    "IncompatibleSettings",
     "NoOptions",
     "Observer",
     "ObserverSpec",

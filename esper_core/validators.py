@@ -30,6 +30,22 @@ class SettingError(ValueError):
         super().__init__(f"{section}.{field}{'.' + key if key is not None else ''}: {self.reason}")
 
 
+class IncompatibleSettings(ValueError):
+    """The user's settings, each valid alone, that a plugin cannot work with together (or with the task,
+    host or action space they chose), e.g. host ``gpt`` with an image task, or a policy option naming a
+    tempo that ``actions.tempos`` lacks.
+
+    Why a type of its own: the CLI's error boundary blames a plugin for any other exception raised in its
+    code ("a problem in that plugin ... report it, or skip it with ESPER_DISABLE_PLUGINS"). A plugin that
+    correctly refuses a combination of settings is not broken, and the user must not be told to report a
+    bug or disable it: this error is shown as a settings error (exit code 2, like a bad config), prefixed
+    with the plugin that refused. Raise it only for what the user can change; say which setting or key
+    is at fault and what would fit (``choose a sequence task (e.g. --task pysource)``). A value that is
+    wrong on its own belongs in the options class's validators (``SettingError``), where the loader names
+    its key path and source file.
+    """
+
+
 def _section(instance: Any) -> str:
     """A config section's name, or for a plugin's options class its class name (the loader adds the path)."""
     return str(getattr(type(instance), "section", type(instance).__name__))

@@ -5,7 +5,8 @@ can also fail on things no command anticipates: the disk fills up, memory runs o
 calls ``sys.exit``) inside a hook. Those used to end in a traceback that named neither the culprit nor the
 fix. ``EsperGroup.invoke`` wraps every command; ``describe_failure`` turns an exception into a message
 naming the file, key or plugin (and its distribution) and what to do, with exit code 2 for a bad
-configuration and 1 for anything else. ``esper --debug ...`` re-raises instead, traceback and all.
+configuration (or settings a plugin refuses: ``IncompatibleSettings``) and 1 for anything else.
+``esper --debug ...`` re-raises instead, traceback and all.
 """
 
 from __future__ import annotations
@@ -28,7 +29,7 @@ from esper_core.run.checkpoint import CheckpointError
 from esper_core.run.faults import HostFaultError
 from esper_core.run.rundir import RunDirError, describe_os_error
 from esper_core.run.setup import SetupError
-from esper_core.validators import SettingError
+from esper_core.validators import IncompatibleSettings, SettingError
 
 #: Errors whose message was written for the user (path, key, fix): shown as they are.
 EXPLAINED_ERRORS: tuple[type[BaseException], ...] = (
@@ -82,6 +83,19 @@ def _tracebacks(error: BaseException) -> Iterator[TracebackType]:
         current = current.__cause__ or current.__context__
 
 
+def _refused_settings(error: BaseException) -> IncompatibleSettings | None:
+    """The ``IncompatibleSettings`` behind the error, if any: the error itself, or one in the chain a
+    traceback would show (its cause, else its context unless ``raise ... from None`` hid it)."""
+    seen: set[int] = set()
+    current: BaseException | None = error
+    while current is not None and id(current) not in seen:
+        if isinstance(current, IncompatibleSettings):
+            return current
+        seen.add(id(current))
+        current = current.__cause__ or (None if current.__suppress_context__ else current.__context__)
+    return None
+
+
 def _plugin_packages(registry: Any) -> dict[str, Any]:
     """Top-level package -> PluginInfo for every loaded plugin that came from an entry point."""
     packages: dict[str, Any] = {}
@@ -131,6 +145,11 @@ def describe_failure(error: BaseException, *, registry: Any = None, run_root: An
     resume = f" A run stopped by this continues from its last checkpoint: esper resume {run_root}" if run_root else ""
     if isinstance(error, ConfigError):
         return str(error), EXIT_USAGE
+    refused = _refused_settings(error) if isinstance(error, Exception) else None  # sys.exit stays a plugin bug
+    if refused is not None:  # a plugin said no to the user's settings: not its bug, nothing to report or disable
+        refuser = find_culprit(refused, registry)
+        text = str(refused) or "these settings do not fit together"
+        return (f"{refuser.describe()} refused these settings: {text}" if refuser else text), EXIT_USAGE
     culprit = find_culprit(error, registry)
     if isinstance(error, SystemExit):
         where = culprit.describe() if culprit else "a plugin"

@@ -18,7 +18,7 @@ from esper_core.config.sections import (
     TaskConfig,
     TrainingConfig,
 )
-from esper_core.validators import SettingError
+from esper_core.validators import IncompatibleSettings, SettingError
 
 __all__ = [
     "ActionsConfig",
@@ -27,6 +27,7 @@ __all__ = [
     "DeviceConfig",
     "EsperConfig",
     "HostConfig",
+    "IncompatibleSettings",
     "LifecycleConfig",
     "ObserversConfig",
     "PRESET_CHOICES",

@@ -21,6 +21,7 @@ from torch import nn
 from esper_core.records import SlotPoint, TaskInfo
 from esper_core.specs import HostSpec
 from esper_core.stages import SeedStage
+from esper_core.validators import IncompatibleSettings
 from esper_hosts.options import as_tuple
 
 #: Sizes beyond these are typos on this project's scale (and would allocate gigabytes before any message).
@@ -150,15 +151,17 @@ class GPT(nn.Module):
 
 
 def check_sequence_task(options: GPTOptions, info: TaskInfo) -> int:
-    """The task's sequence length, or a clear error when the task is not one the host can read."""
+    """The task's sequence length, or ``IncompatibleSettings`` naming the fix when the task is not one the
+    host can read (the user's choice of task or context, not a fault of the host)."""
+    host = "gpt_impaired" if isinstance(options, ImpairedGPTOptions) else "gpt"
     if info.sequence_length is None:
-        raise ValueError(
-            f"host 'gpt' reads token sequences, but task {info.name!r} gives images; choose a sequence task "
-            "(e.g. --task pysource or --task text)"
+        raise IncompatibleSettings(
+            f"host {host!r} reads token sequences, but task {info.name!r} gives images; choose a sequence task "
+            "(e.g. --task pysource or --task text) or an image host (e.g. --host resnet)"
         )
     if info.sequence_length > options.context:
-        raise ValueError(
-            f"host 'gpt': task {info.name!r} has sequences of {info.sequence_length} tokens but host.options.context "
+        raise IncompatibleSettings(
+            f"host {host!r}: task {info.name!r} has sequences of {info.sequence_length} tokens but host.options.context "
             f"is {options.context}; raise host.options.context or lower the task's sequence length"
         )
     return info.sequence_length

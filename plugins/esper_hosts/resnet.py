@@ -9,6 +9,7 @@ from torch import nn
 
 from esper_core.records import SlotPoint, TaskInfo
 from esper_core.specs import HostSpec
+from esper_core.validators import IncompatibleSettings
 from esper_hosts.blocks import BasicBlock, conv_bn_relu, downsampled_size, init_host_weights
 from esper_hosts.options import MAX_BLOCKS, as_tuple, positive_ints
 
@@ -92,12 +93,19 @@ class CifarResNet(nn.Module):
 
 
 def check_task_info(host: str, info: TaskInfo) -> None:
+    """Refuse a task an image host cannot read: a sequence task is the user's choice (``IncompatibleSettings``
+    naming the fix), nonsense sizes are the task's fault."""
+    if info.sequence_length is not None:
+        raise IncompatibleSettings(
+            f"host {host!r} reads images, but task {info.name!r} gives token sequences; choose an image task "
+            "(e.g. --task synthetic or --task cifar10) or a sequence host (e.g. --host gpt)"
+        )
     if info.in_channels < 1 or info.image_size < 1 or info.num_classes < 1:
         raise ValueError(f"{host} host needs in_channels, image_size and num_classes >= 1; got {info!r}")
 
 
 def build_resnet(options: ResNetOptions | ImpairedResNetOptions, info: TaskInfo) -> CifarResNet:
-    check_task_info("resnet", info)
+    check_task_info("resnet_impaired" if isinstance(options, ImpairedResNetOptions) else "resnet", info)
     return CifarResNet(info.in_channels, info.num_classes, info.image_size, options.widths, options.blocks)
 
 

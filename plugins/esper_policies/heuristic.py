@@ -29,7 +29,7 @@ from esper_core.ops import HEADS, Op
 from esper_core.records import DecodedAction, EnvObservation, PolicyContext, PolicyOutput, SlotSummary
 from esper_core.specs import PolicySpec
 from esper_core.stages import PRUNABLE_STAGES, SeedStage
-from esper_core.validators import HELP
+from esper_core.validators import HELP, IncompatibleSettings
 
 _CPU = torch.device("cpu")
 
@@ -141,6 +141,11 @@ def _pick(preferred: Sequence[Any], entries: Sequence[Any], valid: list[bool]) -
     return entries[valid.index(True)]
 
 
+#: The config key that lists an option's choices, where the user can set it (the alpha speeds and curves
+#: of the action space are fixed).
+_ACTION_TABLES = {"tempo": "actions.tempos", "alpha_target": "actions.alpha_targets"}
+
+
 class HeuristicPolicy:
     learns = False
 
@@ -160,11 +165,16 @@ class HeuristicPolicy:
 
     @staticmethod
     def _choose(option: str, value: Any, entries: Sequence[Any], default: Any) -> Any:
+        """``value`` (or ``default`` when unset); a value the action space lacks is the user's settings
+        disagreeing with each other, so ``IncompatibleSettings`` (not a fault of this policy)."""
         if value is None:
             return default
         if value not in entries:
-            raise ValueError(
-                f"heuristic option {option}={value!r} is not in the action space; choose from {list(entries)}"
+            table = _ACTION_TABLES.get(option)
+            widen = f", or add it to {table}" if table else ""
+            raise IncompatibleSettings(
+                f"heuristic policy option policy.options.{option}={value!r} is not in the action space; "
+                f"choose from {list(entries)}{widen}"
             )
         return value
 

@@ -37,6 +37,7 @@ from esper_core.data import (
 )
 from esper_core.records import TaskData, TaskInfo
 from esper_core.specs import TaskSpec
+from esper_core.validators import IncompatibleSettings
 from esper_tasks.cifar_files import batch_arrays, class_names
 
 FOLDER = CIFAR10.base_folder  # "cifar-10-batches-py"
@@ -136,7 +137,7 @@ class Cifar10Task:
         test_images, test_labels = self._read(folder, [name for name, _ in CIFAR10.test_list])
         n_train = len(train_images)
         if self.options.val_size >= n_train:
-            raise ValueError(
+            raise IncompatibleSettings(
                 f"cifar10 task option val_size={self.options.val_size} leaves no training images: "
                 f"the training batches hold {n_train}"
             )
@@ -165,4 +166,5 @@ SPEC = TaskSpec(
     factory=Cifar10Task,
     options_type=Cifar10Options,
     auto_priority=10,
+    topologies=frozenset({"cnn"}),  # 3x32x32 images
 )

@@ -180,3 +180,27 @@ def test_a_plugin_calling_sys_exit_mid_run_is_named_not_obeyed(tmp_path, site):
     text = " ".join(result.output.split())
     assert "plugin 'quits' (distribution quitting-rewards 1.1) called sys.exit(4)" in text
     assert "pip uninstall quitting-rewards" in text
+
+
+REFUSED_SETTINGS = {
+    "gpt with an image task": (
+        ("--host", "gpt", "--task", "synthetic"),
+        "plugin 'hosts' (distribution esper-grow", "host 'gpt' reads token sequences, but task 'synthetic' gives images; "
+        "choose a sequence task",
+    ),
+    "heuristic tempo outside actions.tempos": (
+        ("--policy", "heuristic", "--task", "synthetic", "--set", "policy.options.tempo=7"),
+        "plugin 'policies' (distribution esper-grow", "heuristic policy option policy.options.tempo=7 is not in the action "
+        "space; choose from",
+    ),
+}
+
+
+@pytest.mark.parametrize("flags, plugin, refusal", REFUSED_SETTINGS.values(), ids=list(REFUSED_SETTINGS))
+def test_settings_a_plugin_refuses_are_a_usage_error_not_a_plugin_bug(tmp_path, flags, plugin, refusal):
+    result = _invoke(_run_args(tmp_path, "--name", "refused", *flags))
+    assert result.exit_code == 2, result.output
+    text = " ".join(result.output.split())
+    assert plugin in text and f"refused these settings: {refusal}" in text
+    assert "problem in that plugin" not in text and "ESPER_DISABLE_PLUGINS" not in text and "report it" not in text
+    assert not (tmp_path / "refused").exists()

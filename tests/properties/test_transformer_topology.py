@@ -21,6 +21,7 @@ from esper_core.host_contract import host_contract_problems
 from esper_core.records import TaskInfo
 from esper_core.rl.actions import ActionSpace
 from esper_core.stages import SeedStage as S
+from esper_core.validators import IncompatibleSettings
 from esper_hosts.plugin import esper_hosts
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[2] / "examples" / "esper-blueprint-demo"))
@@ -62,12 +63,24 @@ def test_gpt_hosts_pass_the_host_contract(name: str) -> None:
 
 def test_gpt_refuses_an_image_task_and_a_too_long_sequence_naming_the_fix() -> None:
     spec = HOSTS["gpt"]
-    with pytest.raises(ValueError, match="sequence task"):
+    # IncompatibleSettings: the user's choice of task or context is at fault, not the host (errors.py).
+    with pytest.raises(IncompatibleSettings, match="sequence task"):
         spec.factory(spec.options_type(), IMAGES)
-    with pytest.raises(ValueError, match="host.options.context"):
+    with pytest.raises(IncompatibleSettings, match="host.options.context"):
         spec.factory(spec.options_type(context=8), SEQUENCE)
     with pytest.raises(ValueError, match="must divide width"):
         spec.options_type(width=30, heads=4)
+
+
+@pytest.mark.parametrize("name", list(HOSTS))
+def test_every_host_refuses_a_task_of_the_other_topology_by_its_own_name_naming_the_fix(name: str) -> None:
+    spec = HOSTS[name]
+    images = spec.topology == "cnn"
+    fix = "reads images, but task 'bytes' gives token sequences; choose an image task" if images else (
+        "reads token sequences, but task 'images' gives images; choose a sequence task"
+    )
+    with pytest.raises(IncompatibleSettings, match=f"^host {name!r} {fix}"):
+        spec.factory(spec.options_type(), SEQUENCE if images else IMAGES)
 
 
 @pytest.mark.parametrize("blueprint", TRANSFORMER_BLUEPRINTS)

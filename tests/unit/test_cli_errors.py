@@ -8,11 +8,13 @@ import os
 
 import pytest
 
+from esper_core import DISTRIBUTION, __version__
 from esper_core.cli.errors import EXIT_USAGE, describe_failure
 from esper_core.config.loading import load_config
 from esper_core.config.loading import ConfigError
 from esper_core.data import DatasetFormatError
 from esper_core.run.rundir import write_json_atomic
+from esper_core.validators import IncompatibleSettings
 
 
 def _config_error() -> ConfigError:
@@ -78,3 +80,57 @@ def test_a_failure_inside_a_builtin_plugin_asks_for_a_report_not_an_uninstall():
     message, code = describe_failure(error.value, registry=registry)
     assert code == 1 and "RuntimeError: built-in bug" in message
     assert "please report it" in message and "pip uninstall" not in message
+
+
+def _raised_in_plugin(source: str, module: str = "esper_hosts.gpt") -> BaseException:
+    """The exception ``source`` (the body of a function) raises, its frame in a built-in plugin's module."""
+    namespace = {"__name__": module, "IncompatibleSettings": IncompatibleSettings}
+    body = "".join(f"    {line}\n" for line in source.splitlines())
+    exec(compile(f"def fail():\n{body}", module.replace(".", "/") + ".py", "exec"), namespace)
+    try:
+        namespace["fail"]()
+    except BaseException as error:  # noqa: BLE001 - the test inspects whatever it raised
+        return error
+    raise AssertionError("expected the plugin code to raise")
+
+
+REFUSAL = "host 'gpt' reads token sequences, but task 'synthetic' gives images; choose a sequence task"
+
+
+def test_settings_a_plugin_refuses_are_a_usage_error_naming_the_plugin_not_a_plugin_bug():
+    from esper_core.plugins import load_registry
+
+    message, code = describe_failure(_raised_in_plugin(f"raise IncompatibleSettings({REFUSAL!r})"), registry=load_registry())
+    assert code == EXIT_USAGE
+    assert message == f"plugin 'hosts' (distribution {DISTRIBUTION} {__version__}) refused these settings: {REFUSAL}"
+    for advice in ("problem in that plugin", "ESPER_DISABLE_PLUGINS", "report it", "--debug", "failed:"):
+        assert advice not in message
+
+
+def test_an_ordinary_error_from_the_same_plugin_is_still_that_plugin_s_problem():
+    from esper_core.plugins import load_registry
+
+    message, code = describe_failure(_raised_in_plugin(f"raise ValueError({REFUSAL!r})"), registry=load_registry())
+    assert code == 1
+    assert "plugin 'hosts'" in message and f"ValueError: {REFUSAL}" in message
+    assert "problem in that plugin" in message and "ESPER_DISABLE_PLUGINS=hosts" in message
+
+
+def test_a_refusal_behind_another_error_still_counts_unless_it_was_hidden_with_from_none():
+    from esper_core.plugins import load_registry
+
+    registry = load_registry()
+    wrapped = _raised_in_plugin(
+        f"try:\n    raise IncompatibleSettings({REFUSAL!r})\nexcept ValueError as e:\n    raise RuntimeError('env 0') from e"
+    )
+    message, code = describe_failure(wrapped, registry=registry)
+    assert code == EXIT_USAGE and "refused these settings: " + REFUSAL in message
+    hidden = _raised_in_plugin(
+        f"try:\n    raise IncompatibleSettings({REFUSAL!r})\nexcept ValueError:\n    raise RuntimeError('own bug') from None"
+    )
+    message, code = describe_failure(hidden, registry=registry)
+    assert code == 1 and "RuntimeError: own bug" in message and "problem in that plugin" in message
+
+
+def test_a_refusal_outside_any_plugin_is_shown_as_it_is():
+    assert describe_failure(IncompatibleSettings(REFUSAL)) == (REFUSAL, EXIT_USAGE)

@@ -29,6 +29,7 @@ def _both(tmp_path: Path, *args: str):
 
 BAD = {
     "heuristic tempo outside actions.tempos": ("--policy", "heuristic", "--set", "policy.options.tempo=7"),
+    "gpt host with an image task": ("--host", "gpt"),
     "heuristic prune speed not an alpha speed": ("--policy", "heuristic", "--set", 'policy.options.prune_speed="warp"'),
     "host option of the wrong length": ("--set", "host.options.widths=[8,16]"),
     "misspelt policy option": ("--set", "policy.options.entropy_warnn=0.2"),

@@ -13,6 +13,7 @@ from esper_core.ops import HEADS, Op
 from esper_core.protocols import Policy
 from esper_core.records import DecodedAction
 from esper_core.stages import SeedStage
+from esper_core.validators import IncompatibleSettings
 from esper_policies.heuristic import SPEC, HeuristicOptions, HeuristicPolicy
 from support.policy_builders import BLUEPRINTS, LIFECYCLE, context, env, seed_slot, space
 from support.lifecycle_truth import illegality
@@ -239,7 +240,7 @@ def test_bad_options_are_rejected(bad) -> None:
 
 
 def test_options_must_fit_the_action_space() -> None:
-    with pytest.raises(ValueError, match="tempo=4"):
+    with pytest.raises(IncompatibleSettings, match=r"policy.options.tempo=4 .*, or add it to actions.tempos"):
         _policy(HeuristicOptions(tempo=4))
     with pytest.raises(ValueError, match="prune_speed"):
         _policy(HeuristicOptions(prune_speed="glacial"))

@@ -18,6 +18,7 @@ import torch
 
 from esper_core.data import DatasetFormatError, DatasetNotFoundError
 from esper_core.protocols import Task
+from esper_core.validators import IncompatibleSettings
 from esper_tasks.cifar10 import EXPECTED_FILES, FOLDER, SPEC, Cifar10Options
 
 PER_BATCH = 12
@@ -134,7 +135,8 @@ def test_download_goes_through_torchvision_into_data_dir(tmp_path, monkeypatch):
 
 def test_val_size_must_leave_training_images(tmp_path):
     write_fake_cifar(tmp_path)
-    with pytest.raises(ValueError, match="val_size=60"):
+    # A settings problem, not a broken plugin: the CLI reports IncompatibleSettings with exit 2 and no bug advice.
+    with pytest.raises(IncompatibleSettings, match="val_size=60"):
         SPEC.factory(Cifar10Options(val_size=60, verify_checksums=False)).load(tmp_path, CPU, seed=0)
     with pytest.raises(ValueError, match="val_size"):
         Cifar10Options(val_size=0)

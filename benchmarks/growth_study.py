@@ -15,6 +15,9 @@ Every arm uses the same reward (``--reward``), so returns are comparable. Then `
 - per family that grows: each seed's margin over the *parameter-matched* static host (the static hosts'
   test accuracy at that seed's network size, linear in log parameters between the two nearest; the issue's
   bar is every seed above it) and what its evaluated networks held (``slot:blueprint:stage`` counts);
+- with ``--sweep``, per family that grows: the blueprint sweep's mean gain of the ``slot:blueprint`` pairs its
+  evaluated networks hold, against the mean over all pairs the sweep measured, and their share among the
+  sweep's top 3 (does it grow what the sweep rates best?);
 - per learning family: explained variance (stored values) over the last quarter of updates, and the
   blueprint head's conditional entropy (``entropy_relevant/blueprint``) at the last update and over the
   last quarter;
@@ -75,6 +78,9 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     p.add_argument("--ppo-set", action="append", default=[], metavar="KEY=VALUE", help="for every ppo_v2 run")
     p.add_argument("--max-parallel", type=int, default=4, help="runs at once")
     p.add_argument("--budget-s", type=float, default=None, help="wall-clock budget for the runs of this call")
+    p.add_argument("--sweep", type=Path, default=None,
+                   help="a blueprint sweep's sweep.json (benchmarks/blueprint_sweep.py): rate what each family grew "
+                        "by the sweep's gain of each slot:blueprint pair")
     p.add_argument("--esper", default=None, help="the esper command (default: this python -m esper_core.cli)")
     p.add_argument("--no-eval", action="store_true", help="skip esper eval (summaries without test accuracy)")
     p.add_argument("--summarise-only", action="store_true",
@@ -187,7 +193,8 @@ def frontier_at(points: list[tuple[float, float]], params: float) -> float | Non
     sizes (the sweep's widths grow geometrically); None outside the sweep, where it would be a guess."""
     for (p0, a0), (p1, a1) in zip(points, points[1:]):
         if p0 <= params <= p1:
-            t = 0.0 if p1 == p0 else (math.log(params) - math.log(p0)) / (math.log(p1) - math.log(p0))
+            span = math.log(p1) - math.log(p0)  # 0 for sizes too close for their logs to differ
+            t = 0.0 if span == 0.0 else (math.log(params) - math.log(p0)) / span
             return a0 + t * (a1 - a0)
     return None
 
@@ -214,6 +221,36 @@ def against_frontier(runs: dict[str, dict[str, Any]], points: list[tuple[float, 
     return {
         "per_seed": per_seed,
         "min_margin_over_matched": min(margins) if margins and None not in margins else None,
+    }
+
+
+def sweep_ratings(path: Path) -> dict[str, float]:
+    """``slot:blueprint`` -> the sweep's mean test-accuracy gain over its no-growth env, from ``sweep.json``."""
+    try:
+        summary_rows = json.loads(path.read_text())["summary"]
+        return {row["plan"]: float(row["test_gain_over_none"]["mean"]) for row in summary_rows if row["plan"] != "none"}
+    except (OSError, ValueError, KeyError, TypeError) as error:
+        raise SystemExit(f"--sweep {path}: not a blueprint sweep's sweep.json ({error})") from error
+
+
+def against_sweep(runs: dict[str, dict[str, Any]], ratings: dict[str, float], top: int = 3) -> dict[str, Any]:
+    """Does a family grow what the sweep rates best? Over every seed it holds at the end of its evaluation
+    episodes (``grown``): the mean sweep gain of those ``slot:blueprint`` pairs, against the mean over every
+    pair the sweep measured (what choosing at random would average), and the share among the sweep's ``top``
+    pairs. Pairs the sweep did not measure are counted in ``unrated``."""
+    chosen: list[str] = []
+    for record in runs.values():
+        for row in record["eval"] or []:
+            chosen += [":".join(g.split(":")[:2]) for g in row.get("grown", [])]
+    rated = [ratings[pair] for pair in chosen if pair in ratings]
+    best = set(sorted(ratings, key=lambda pair: -ratings[pair])[:top])
+    return {
+        "seeds_held": len(chosen),
+        "unrated": len(chosen) - len(rated),
+        "mean_sweep_gain_of_chosen": mean_se(rated)["mean"] if rated else None,
+        "mean_sweep_gain_of_all_pairs": mean_se(list(ratings.values()))["mean"] if ratings else None,
+        f"share_in_sweep_top{top}": (sum(pair in best for pair in chosen) / len(chosen)) if chosen else None,
+        "sweep_top": sorted(best, key=lambda pair: -ratings[pair]),
     }
 
 
@@ -313,6 +350,7 @@ def plots(out: Path, runs: dict[str, dict[str, dict[str, Any]]], families: dict[
 
 def main(argv: list[str] | None = None) -> int:
     args = parse_args(argv)
+    ratings = sweep_ratings(args.sweep) if args.sweep is not None else None  # a bad file fails before the runs
     out: Path = args.out
     runs_dir = args.runs_dir or out / "runs"
     out.mkdir(parents=True, exist_ok=True)
@@ -341,6 +379,8 @@ def main(argv: list[str] | None = None) -> int:
     for family, members in records.items():
         if not family.startswith("width-") and family != "static":
             summaries[family]["against_frontier"] = against_frontier(members, points)
+            if ratings is not None:
+                summaries[family]["against_sweep"] = against_sweep(members, ratings)
     pooled = [e for members in records.values() for r in members.values() for e in r["episodes"]]
     study = {
         "argv": sys.argv[1:] if argv is None else argv,

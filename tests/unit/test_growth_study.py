@@ -133,3 +133,31 @@ def test_each_seed_is_measured_against_the_static_host_of_its_own_size() -> None
     assert math.isclose(a["parameter_matched_static_acc"], 0.30) and math.isclose(a["margin_over_matched"], 0.04)
     assert a["grown"] == {"r0c0:norm:FOSSILIZED": 2}  # the pruned seed is not part of the network
     assert math.isclose(result["min_margin_over_matched"], -0.05)  # the worst seed decides the bar
+
+
+def test_what_a_family_grew_is_rated_by_the_sweep(tmp_path) -> None:
+    sweep = tmp_path / "sweep.json"
+    rows = [("none", 0.0), ("r0c0:norm", 0.07), ("r0c2:conv_small", 0.06), ("r0c1:attention", 0.03),
+            ("r0c0:bottleneck", -0.07)]
+    sweep.write_text(json.dumps({"summary": [{"plan": plan, "test_gain_over_none": {"mean": gain}} for plan, gain in rows]}))
+    ratings = study.sweep_ratings(sweep)
+    assert "none" not in ratings and ratings["r0c0:norm"] == 0.07
+
+    def row(*grown: str) -> dict:
+        return {"grown": list(grown)}
+
+    runs = {"s0": {"eval": [row("r0c0:norm:FOSSILIZED", "r0c0:bottleneck:BLENDING"), row("r1c0:lora:HOLDING")]}}
+    result = study.against_sweep(runs, ratings)
+    assert result["seeds_held"] == 3 and result["unrated"] == 1  # a pair the sweep never measured
+    assert math.isclose(result["mean_sweep_gain_of_chosen"], 0.0)  # (0.07 - 0.07) / 2
+    assert math.isclose(result["mean_sweep_gain_of_all_pairs"], (0.07 + 0.06 + 0.03 - 0.07) / 4)
+    assert math.isclose(result["share_in_sweep_top3"], 1 / 3)
+    assert result["sweep_top"] == ["r0c0:norm", "r0c2:conv_small", "r0c1:attention"]
+
+
+def test_a_file_that_is_not_a_sweep_is_refused_before_any_run(tmp_path) -> None:
+    bad = tmp_path / "sweep.json"
+    bad.write_text('{"rows": []}')
+    with pytest.raises(SystemExit, match="not a blueprint sweep"):
+        study.main(["--out", str(tmp_path / "out"), "--arms", "", "--seeds", "0", "--sweep", str(bad)])
+    assert not (tmp_path / "out" / "study.json").exists()

@@ -22,7 +22,7 @@ import copy
 import json
 from pathlib import Path
 from types import SimpleNamespace
-from typing import Any, Mapping
+from typing import Any
 
 import attrs
 import torch
@@ -35,7 +35,7 @@ from esper_core.growth.model import MorphogeneticModel
 from esper_core.growth.slot import SeedSlot
 from esper_core.plugins.registry import UnknownPluginError
 from esper_core.records import TaskInfo
-from esper_core.run.rundir import write_json_atomic
+from esper_core.run.rundir import write_atomic, write_json_atomic
 from esper_core.run.seeding import forked_rng
 from esper_core.stages import SeedStage
 
@@ -232,9 +232,7 @@ def export_env(
     )
     directory.mkdir(parents=True, exist_ok=True)
     state = {key: value.detach().cpu().clone() for key, value in network.state_dict().items()}
-    temporary = directory / f".{STATE_DICT}.tmp"
-    torch.save(state, temporary)
-    temporary.replace(directory / STATE_DICT)
+    write_atomic(directory / STATE_DICT, lambda handle: torch.save(state, handle))  # old or whole new, fsynced
     write_json_atomic(directory / MANIFEST, plain_json(CONVERTER.unstructure(manifest)))
     return manifest
 

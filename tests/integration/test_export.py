@@ -126,3 +126,26 @@ def test_tensors_that_do_not_fit_or_are_not_tensors_are_refused(grown: Path, tmp
 def test_export_refuses_an_env_the_run_does_not_have(grown: Path) -> None:
     result = CliRunner().invoke(main, ["export", str(grown), "--env", "7"])
     assert result.exit_code == 2 and "env(s) [7] not in this run" in result.output
+
+
+def test_an_export_that_fails_midway_leaves_the_previous_one_whole_and_no_debris(
+    grown: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A crash (or full disk) while the tensors are written: the earlier export stays loadable as it was."""
+    runner = _replayed_runner(grown)
+    registry = load_registry(environ={})
+    env = runner.envs[0]
+    folder = tmp_path / "env0"
+    export_env(env, folder, run_name="r", checkpoint="c", round_index=1, registry=registry)
+    before = {path.name: path.read_bytes() for path in folder.iterdir()}
+
+    def half_written(obj: object, handle: object, *args: object, **kwargs: object) -> None:
+        handle.write(b"PK\x03\x04 half a zip")  # type: ignore[attr-defined]
+        raise OSError(28, "No space left on device")
+
+    monkeypatch.setattr(torch, "save", half_written)
+    with pytest.raises(OSError, match="state_dict.pt"):  # the error names the file it was writing
+        export_env(env, folder, run_name="r", checkpoint="c", round_index=2, registry=registry)
+    monkeypatch.undo()
+    assert {path.name: path.read_bytes() for path in folder.iterdir()} == before
+    assert load_grown_network(folder, registry).manifest.round == 1

@@ -33,7 +33,7 @@ from esper_core.validators import IncompatibleSettings, SettingError
 
 #: Errors whose message was written for the user (path, key, fix): shown as they are.
 EXPLAINED_ERRORS: tuple[type[BaseException], ...] = (
-    SetupError, RunDirError, CheckpointError, DatasetFormatError, DatasetNotFoundError, SettingError, HostFaultError,
+    SetupError, RunDirError, CheckpointError, DatasetFormatError, DatasetNotFoundError, HostFaultError,
 )
 #: Distributions whose plugins are Esper's own (a failure there is Esper's bug to report).
 BUILTIN_DISTRIBUTIONS = frozenset({BUILTIN_DISTRIBUTION, *FORMER_BUILTIN_DISTRIBUTIONS})
@@ -143,7 +143,7 @@ def _is_out_of_memory(error: BaseException) -> bool:
 def describe_failure(error: BaseException, *, registry: Any = None, run_root: Any = None) -> tuple[str, int]:
     """``(message, exit code)`` for a failure that reached the boundary."""
     resume = f" A run stopped by this continues from its last checkpoint: esper resume {run_root}" if run_root else ""
-    if isinstance(error, ConfigError):
+    if isinstance(error, (ConfigError, SettingError)):  # a setting out of its range, wherever it was checked
         return str(error), EXIT_USAGE
     refused = _refused_settings(error) if isinstance(error, Exception) else None  # sys.exit stays a plugin bug
     if refused is not None:  # a plugin said no to the user's settings: not its bug, nothing to report or disable

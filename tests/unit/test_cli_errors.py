@@ -14,7 +14,7 @@ from esper_core.config.loading import load_config
 from esper_core.config.loading import ConfigError
 from esper_core.data import DatasetFormatError
 from esper_core.run.rundir import write_json_atomic
-from esper_core.validators import IncompatibleSettings
+from esper_core.validators import IncompatibleSettings, SettingError
 
 
 def _config_error() -> ConfigError:
@@ -29,6 +29,10 @@ def _config_error() -> ConfigError:
     "error, fragments, code",
     [
         (_config_error(), ["run.rounds"], EXIT_USAGE),
+        # Checked when a plugin is built rather than when the config loads (the scripted policy's plan): still
+        # a usage error, as the same mistake caught at load time is.
+        (SettingError("policy.options", "plan", "blueprint 'x' does not fit slot 'r0c0'", "r0c0:x"),
+         ["policy.options.plan: blueprint 'x' does not fit"], EXIT_USAGE),
         (OSError(errno.ENOSPC, "No space left on device", "/runs/x/events.jsonl"), ["/runs/x/events.jsonl", "free some space"], 1),
         (OSError(errno.EACCES, "Permission denied", "/runs/x"), ["Permission denied", "directory you own"], 1),
         (OSError(errno.ENAMETOOLONG, "File name too long", "/runs/xxx"), ["File name too long", "shorter name"], 1),

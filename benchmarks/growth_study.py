@@ -178,13 +178,19 @@ def grown(row: dict[str, Any]) -> list[str]:
     ]
 
 
+def is_static_host(family: str) -> bool:
+    """A family that trains a fixed network (the width sweep and the ``static`` arm): the frontier a grown
+    network is judged against, and never judged itself."""
+    return family.startswith("width-") or family == "static"
+
+
 def frontier_points(families: dict[str, Any]) -> list[tuple[float, float]]:
     """(parameters, mean test accuracy) of every static host the study trained: the width sweep and the
     ``static`` arm (the base widths), sorted by size."""
     return sorted(
         (f["final_params"]["mean"], f["test_acc"]["mean"])
         for name, f in families.items()
-        if (name.startswith("width-") or name == "static") and f["test_acc"]["mean"] is not None
+        if is_static_host(name) and f["test_acc"]["mean"] is not None
     )
 
 
@@ -329,13 +335,13 @@ def plots(out: Path, runs: dict[str, dict[str, dict[str, Any]]], families: dict[
     frontier = sorted(
         (f["final_params"]["mean"], f["test_acc"]["mean"], f["test_acc"]["se"] or 0.0)
         for name, f in families.items()
-        if (name.startswith("width-") or name == "static") and f["test_acc"]["mean"] is not None
+        if is_static_host(name) and f["test_acc"]["mean"] is not None
     )
     if frontier:
         ax.errorbar([p for p, _, _ in frontier], [a for _, a, _ in frontier], yerr=[s for _, _, s in frontier],
                     color="black", marker="s", label="static hosts (width sweep and static)")
     for i, (name, f) in enumerate(families.items()):
-        if name.startswith("width-") or name == "static" or f["test_acc"]["mean"] is None:
+        if is_static_host(name) or f["test_acc"]["mean"] is None:
             continue
         ax.errorbar([f["final_params"]["mean"]], [f["test_acc"]["mean"]], yerr=[f["test_acc"]["se"] or 0.0],
                     xerr=[f["final_params"]["se"] or 0.0], marker="o", linestyle="none", label=name, color=f"C{i % 10}")
@@ -377,7 +383,7 @@ def main(argv: list[str] | None = None) -> int:
     summaries = {family: family_summary(members) for family, members in records.items()}
     points = frontier_points(summaries)
     for family, members in records.items():
-        if not family.startswith("width-") and family != "static":
+        if not is_static_host(family):
             summaries[family]["against_frontier"] = against_frontier(members, points)
             if ratings is not None:
                 summaries[family]["against_sweep"] = against_sweep(members, ratings)

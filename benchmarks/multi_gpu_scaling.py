@@ -26,7 +26,7 @@ from typing import Any
 import click
 import torch
 
-from esper_core.cli.options import parse_assignment
+from esper_core.cli.options import overrides_from_cli
 from esper_core.config.loading import deep_merge, load_config
 from esper_core.plugins import load_registry
 from esper_core.run.backend import choose_backend
@@ -85,9 +85,7 @@ def main(counts: str, envs_per_device: int, seconds: float, backend: str, host: 
         raise click.UsageError("no CUDA device here; pass --cpu for a smoke test of the code path")
     chosen = [count for count in wanted if count <= present]
     skipped = [count for count in wanted if count > present]
-    settings: dict[str, Any] = {}
-    for assignment in assignments:
-        settings = deep_merge(settings, parse_assignment(assignment))
+    settings = overrides_from_cli({}, assignments)  # parsed as esper run's --set
     rows = []
     for count in chosen:
         tree = deep_merge(deep_merge(TINY if tiny else {"host": {"name": host}}, settings), {

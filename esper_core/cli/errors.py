@@ -72,28 +72,27 @@ class Culprit:
         return f"upgrade or uninstall it (pip uninstall {self.distribution}), or {skip}"
 
 
-def _tracebacks(error: BaseException) -> Iterator[TracebackType]:
-    """The error's traceback, then those of its causes and contexts (a wrapped plugin error counts)."""
+def _chain(error: BaseException, *, as_shown: bool = False) -> Iterator[BaseException]:
+    """The error, then its causes and contexts, each once. ``as_shown``: only the chain a traceback would
+    print (a context hidden by ``raise ... from None`` ends it)."""
     seen: set[int] = set()
     current: BaseException | None = error
     while current is not None and id(current) not in seen:
         seen.add(id(current))
-        if current.__traceback__ is not None:
-            yield current.__traceback__
-        current = current.__cause__ or current.__context__
+        yield current
+        hidden = as_shown and current.__suppress_context__
+        current = current.__cause__ or (None if hidden else current.__context__)
+
+
+def _tracebacks(error: BaseException) -> Iterator[TracebackType]:
+    """The error's traceback, then those of its causes and contexts (a wrapped plugin error counts)."""
+    return (link.__traceback__ for link in _chain(error) if link.__traceback__ is not None)
 
 
 def _refused_settings(error: BaseException) -> IncompatibleSettings | None:
     """The ``IncompatibleSettings`` behind the error, if any: the error itself, or one in the chain a
     traceback would show (its cause, else its context unless ``raise ... from None`` hid it)."""
-    seen: set[int] = set()
-    current: BaseException | None = error
-    while current is not None and id(current) not in seen:
-        if isinstance(current, IncompatibleSettings):
-            return current
-        seen.add(id(current))
-        current = current.__cause__ or (None if current.__suppress_context__ else current.__context__)
-    return None
+    return next((link for link in _chain(error, as_shown=True) if isinstance(link, IncompatibleSettings)), None)
 
 
 def _plugin_packages(registry: Any) -> dict[str, Any]:

@@ -43,6 +43,8 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     p.add_argument("--budget-s", type=float, default=None)
     p.add_argument("--esper", default=None, help="the esper command (default: this python -m esper_core.cli)")
     p.add_argument("--list", action="store_true", help="print the plan and exit")
+    p.add_argument("--summarise-only", action="store_true",
+                   help="run nothing: recompute the summary and table from the per-env rows of OUT/sweep.json")
     return p.parse_args(argv)
 
 
@@ -97,7 +99,12 @@ def summarise(rows: list[dict[str, Any]]) -> list[dict[str, Any]]:
     by_entry: dict[str, list[dict[str, Any]]] = {}
     for row in rows:
         by_entry.setdefault(row["plan"], []).append(row)
-    control = {r["seed"]: r["test_acc"] for r in by_entry.get("none", [])}
+    # Each run's control is the mean of its ``none`` envs: with --reps above 1 there are several, and keeping
+    # only one of them (as a dict of seed -> row would) measured every gain against a single draw.
+    controls: dict[int, list[float]] = {}
+    for r in by_entry.get("none", []):
+        controls.setdefault(r["seed"], []).append(r["test_acc"])
+    control = {seed: sum(accs) / len(accs) for seed, accs in controls.items()}
     out = []
     for entry, members in by_entry.items():
         gains = [m["test_acc"] - control[m["seed"]] for m in members if m["seed"] in control]
@@ -126,6 +133,22 @@ def markdown(summary: list[dict[str, Any]]) -> str:
     return "\n".join(lines) + "\n"
 
 
+def resummarise(out: Path) -> int:
+    """Rewrite OUT/sweep.json's summary and OUT/sweep.md from its per-env rows (e.g. after a fix to the
+    summary, without running the sweep again)."""
+    path = out / "sweep.json"
+    try:
+        document = json.loads(path.read_text())
+        rows = document["envs"]
+    except (OSError, ValueError, KeyError, TypeError) as exc:
+        raise SystemExit(f"{path}: expected a sweep.json written by this script, with its per-env rows under 'envs' ({exc})")
+    document["summary"] = summarise(rows)
+    path.write_text(json.dumps(document, indent=1))
+    (out / "sweep.md").write_text(markdown(document["summary"]))
+    print(markdown(document["summary"]))
+    return 0
+
+
 def main(argv: list[str] | None = None) -> int:
     args = parse_args(argv)
     esper = esper_command(args.esper)
@@ -136,6 +159,8 @@ def main(argv: list[str] | None = None) -> int:
               f"{args.seeds} run(s):\n  " + "\n  ".join(["none", *pairs]))
         return 0
     out: Path = args.out
+    if args.summarise_only:
+        return resummarise(out)
     runs_dir = args.runs_dir or out / "runs"
     out.mkdir(parents=True, exist_ok=True)
     status = run_all(runs, runs_dir, out / "logs", esper, args.max_parallel, args.budget_s)

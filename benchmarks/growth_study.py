@@ -199,8 +199,11 @@ def frontier_at(points: list[tuple[float, float]], params: float) -> float | Non
     sizes (the sweep's widths grow geometrically); None outside the sweep, where it would be a guess."""
     for (p0, a0), (p1, a1) in zip(points, points[1:]):
         if p0 <= params <= p1:
-            span = math.log(p1) - math.log(p0)  # 0 for sizes too close for their logs to differ
-            t = 0.0 if span == 0.0 else (math.log(params) - math.log(p0)) / span
+            span = math.log(p1) - math.log(p0)
+            if span > 0.0:
+                t = (math.log(params) - math.log(p0)) / span
+            else:  # sizes too close for their logs to differ: linear in the sizes themselves
+                t = 0.0 if p1 == p0 else (params - p0) / (p1 - p0)
             return a0 + t * (a1 - a0)
     return None
 

@@ -9,7 +9,7 @@ accumulate on the device and are read with one sync at the end.
 from __future__ import annotations
 
 import contextlib
-from typing import TYPE_CHECKING, Callable, Iterator
+from typing import TYPE_CHECKING, Callable, Iterator, Sequence
 
 import attrs
 import torch
@@ -100,18 +100,23 @@ def contributions(
                     losses[index] += per_target.view(2, n, -1).sum(dim=(1, 2))
     finally:
         model.train(was_training)
-    if losses is not None:
-        return _scored(names, torch.stack([correct.float(), losses]).tolist(), y.numel(), metric)
-    counts = correct.tolist()  # the one host sync
-    total = y.numel()  # one label per sample, or one target per position of a sequence
-    return {name: SlotContribution(hit[0] / total, hit[1] / total) for name, hit in zip(names, counts)}
+    if losses is None:
+        losses = torch.zeros(len(names), 2, device=where.device)
+    counts, loss_sums = torch.stack([correct.float(), losses]).tolist()  # the one host sync
+    # one target per sample, or one per position of a sequence
+    return scored_contributions(names, counts, loss_sums, y.numel(), metric)
 
 
-def _scored(names: list[str], measured: list[list[list[float]]], targets: int, metric: TaskMetric) -> dict[str, SlotContribution]:
-    """Scores with and without each seed from its correct counts and loss sums (one sync, already done)."""
-    counts, losses = measured
+def scored_contributions(
+    names: Sequence[str], counts: Sequence[Sequence[float]], loss_sums: Sequence[Sequence[float]], targets: int,
+    metric: TaskMetric,
+) -> dict[str, SlotContribution]:
+    """Per slot, the metric's *score* with and without its seed, from the passes' correct counts and loss
+    sums (``[with, without]`` per slot, already on the host). Every path scores here, so a contribution is
+    in the same units as the validation score it is compared with, whatever the task's metric; for plain
+    accuracy the score is ``correct / targets`` bit for bit."""
     scores = {}
-    for name, hit, loss in zip(names, counts, losses):
+    for name, hit, loss in zip(names, counts, loss_sums):
         with_, without = (metric.score(metric.value(loss[h] / targets, hit[h] / targets)) for h in (0, 1))
         scores[name] = SlotContribution(with_, without)
     return scores

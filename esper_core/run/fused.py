@@ -27,7 +27,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from esper_core.growth.counterfactual import SlotContribution, growth_switched_off, measured_slots
+from esper_core.growth.counterfactual import growth_switched_off, measured_slots, scored_contributions
 from esper_core.growth.slot import SeedSlot, isolated_seed_output
 from esper_core.stages import SeedStage
 from esper_core.run.env import MorphogenesisEnv, autocast_context
@@ -452,6 +452,9 @@ class FusedEnvGroup:
         n_envs, env = len(envs), envs[0]
         models = [e._require_model() for e in envs]
         hits = torch.zeros(passes, 2, n_envs, dtype=torch.long, device=self.device)
+        # Loss sums only where a task's metric is read off the loss (as in the plain path).
+        losses = torch.zeros(passes, 2, n_envs, device=self.device)
+        from_loss = any(member.metric.from_loss for member in envs)
         with self._evaluating() as wide:
             for xb, yb in self._val_batches():
                 n = xb.shape[0]
@@ -465,14 +468,18 @@ class FusedEnvGroup:
                                 overrides.enter_context(slot.alpha_override(alpha))
                         with autocast_context(self.device, env.bf16):
                             logits = split_envs(wide(doubled), n_envs)  # [2n, E, K]
-                    right = logits.argmax(dim=-1) == torch.cat([yb, yb]).unsqueeze(1)
+                    labels = torch.cat([yb, yb]).unsqueeze(1)
+                    right = logits.argmax(dim=-1) == labels
                     hits[k] += right.view(2, n, n_envs).sum(dim=1)
-        counts = hits.tolist()  # the group's one sync for the counterfactuals
-        total = env.val_count
+                    if from_loss:
+                        per_target = F.cross_entropy(logits.float().transpose(1, 2), labels.expand(-1, n_envs), reduction="none")
+                        losses[k] += per_target.view(2, n, n_envs).sum(dim=1)
+        counts, loss_sums = torch.stack([hits.float(), losses]).tolist()  # the group's one sync for the counterfactuals
         for e, (member, slots) in enumerate(zip(envs, names)):
-            member.set_contributions(
-                {name: SlotContribution(counts[k][0][e] / total, counts[k][1][e] / total) for k, name in enumerate(slots)}
-            )
+            member.set_contributions(scored_contributions(
+                slots, [[counts[k][h][e] for h in (0, 1)] for k in range(len(slots))],
+                [[loss_sums[k][h][e] for h in (0, 1)] for k in range(len(slots))], member.val_count, member.metric,
+            ))
 
     def _host_grad_norms_sq(self) -> torch.Tensor:
         """Squared norm of each env's base-host gradient ([E]), read off the wide gradients in one pass."""

@@ -10,8 +10,11 @@ another order than the plain one.
 
 from __future__ import annotations
 
+import math
 from collections import Counter
 from typing import Any
+
+import attrs
 
 import pytest
 import torch
@@ -27,7 +30,10 @@ from esper_core.config.loading import deep_merge
 from support.run_configs import BUSY_HEURISTIC
 from support.run_fakes import NAN
 from support.walkers import MaskWalker
-from esper_core.specs import HostSpec
+from esper_core.growth.counterfactual import SlotContribution, contributions
+from esper_core.records import TaskMetric
+from esper_core.specs import BlueprintSpec, HostSpec, TaskSpec
+from esper_tasks.synthetic import SyntheticOptions, SyntheticTask
 
 TOLERANCE = 1e-4
 #: Op logits (WAIT, GERMINATE, SET_ALPHA_TARGET, PRUNE, FOSSILIZE, ADVANCE) that walk seeds through the
@@ -39,6 +45,22 @@ class LifecycleWalker(MaskWalker):
     """Samples legal actions from its masks with op logits biased toward growth (its own generator)."""
 
     OP_LOGITS = WALK
+
+
+class LoudSeed(nn.Module):
+    """A 1x1 convolution with random weights: unlike the built-ins it is not silent at germination, so once
+    blended its counterfactual contribution is large from the first epoch."""
+
+    def __init__(self, channels: int, spatial: int) -> None:
+        super().__init__()
+        self.conv = nn.Conv2d(channels, channels, 1)
+        nn.init.normal_(self.conv.weight, std=1.0)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.conv(x)
+
+
+LOUD = BlueprintSpec(name="loud", description="random 1x1 conv", factory=LoudSeed)
 
 
 class ChannelMixingHost(nn.Module):
@@ -61,7 +83,41 @@ class ChannelMixingHost(nn.Module):
         return self.head(h.mean(dim=(2, 3)) + h.mean(dim=(1, 2, 3)).unsqueeze(1))
 
 
+#: Metrics whose score is not raw accuracy: the loss (as language tasks declare) and accuracy above chance.
+METRICS = {
+    "nll": TaskMetric(name="nll", from_loss=True, worst=math.log(10), best=0.0),
+    "above_chance": TaskMetric(name="accuracy above chance", worst=0.1, best=1.0),
+}
+
+
+def _scored_task(metric: TaskMetric) -> Any:
+    """The synthetic task, judged by ``metric`` instead of accuracy."""
+
+    def factory(options: Any) -> Any:
+        task = SyntheticTask(options)
+
+        class Scored:
+            def available(self, data_dir: Any) -> bool:
+                return True
+
+            def load(self, data_dir: Any, device: torch.device, seed: int) -> Any:
+                data = task.load(data_dir, device, seed)
+                return attrs.evolve(data, info=attrs.evolve(data.info, metric=metric))
+
+        return Scored()
+
+    return factory
+
+
 class TestPlugin:
+    @hookimpl
+    def esper_tasks(self) -> list[TaskSpec]:
+        return [
+            TaskSpec(name=f"synthetic_{name}", description=f"synthetic judged by {name}", factory=_scored_task(metric),
+                     options_type=SyntheticOptions)
+            for name, metric in METRICS.items()
+        ]
+
     @hookimpl
     def esper_policies(self) -> list[PolicySpec]:
         return [PolicySpec(name="walker", description="lifecycle walker", factory=LifecycleWalker)]
@@ -72,7 +128,7 @@ class TestPlugin:
 
     @hookimpl
     def esper_blueprints(self) -> list[Any]:
-        return [NAN]
+        return [NAN, LOUD]
 
 
 def _run(tmp_path, fused: str, host: str = "resnet_impaired", envs: int = 3, rounds: int = 2, **changes: Any):
@@ -159,6 +215,39 @@ def test_a_fault_in_a_fused_group_rolls_its_env_back_as_it_would_alone(tmp_path)
     faults = [e for e in plain if e["type"] == "fault"]
     assert faults and {f["env"] for f in faults} != {0, 1, 2}, faults  # some envs never fault
     _assert_same_events(plain, fused)
+
+
+@pytest.mark.parametrize("metric", list(METRICS))
+def test_fused_counterfactuals_score_the_tasks_metric_as_the_plain_path_does(tmp_path, metric: str) -> None:
+    """Rewards compare each seed's counterfactual with validation scores, so both must be the task metric's
+    score. The fused pass once scored raw accuracy whatever the metric. Here the group's wide counterfactual
+    pass and each env's own (``growth.counterfactual.contributions``) measure the same models."""
+    # Clean images, four times the samples per epoch and seeds that are loud from the start: the hosts learn
+    # within the episode and switching a seed off moves both accuracy and loss.
+    # The scripted policy grows one seed per env and keeps it HOLDING, where counterfactuals are measured.
+    plan = {"plan": ["r0c1:loud", "r0c2:loud", "none", "r0c2:loud"], "germinate_at": 0, "fossilize": False}
+    changes = {"task": {"name": f"synthetic_{metric}", "options": {"difficulty": 0.0}}, "run": {"episode_length": 5},
+               "training": {"epoch_samples": 256}, "actions": {"blueprints": ["loud"]},
+               "policy": {"name": "scripted", "options": plan}}
+    runner, _, _ = _run(tmp_path, "on", envs=4, rounds=1, **changes)
+    (group,) = runner.groups
+    assert group.fused
+    fused: dict[int, dict[str, SlotContribution]] = {}
+    for e, env in enumerate(group.envs):
+        env.set_contributions = lambda measured, e=e: fused.__setitem__(e, dict(measured))
+    group._measure_contributions()
+    compared = 0
+    for e, env in enumerate(group.envs):
+        plain = contributions(
+            env.model, env.data.val_x[: env.val_count], env.data.val_y[: env.val_count], env.normalise,
+            env.config.training.eval_batch_size, metric=env.metric,
+        )
+        assert fused[e].keys() == plain.keys()
+        for name, alone in plain.items():
+            assert fused[e][name].acc_with == pytest.approx(alone.acc_with, abs=TOLERANCE), (e, name)
+            assert fused[e][name].acc_without == pytest.approx(alone.acc_without, abs=TOLERANCE), (e, name)
+            compared += 1
+    assert compared == 3, "every growing env should end the episode with its seed measured"
 
 
 def test_a_host_that_mixes_channels_is_not_fused_and_trains_as_before(tmp_path) -> None:

@@ -107,6 +107,25 @@ def test_a_metric_from_the_loss_matches_separate_passes(topology: Topology) -> N
     assert abs(result[first].contribution) > 1e-4  # the measurement has teeth (100x the tolerance)
 
 
+#: Accuracy judged above chance (10 classes): a score that is not the accuracy itself.
+ABOVE_CHANCE = TaskMetric(name="accuracy above chance", worst=0.1, best=1.0)
+
+
+@by_topology
+def test_an_accuracy_metric_with_its_own_range_is_scored_not_reported_raw(topology: Topology) -> None:
+    """The score is what validation reports and rewards compare with; this path once returned raw accuracy
+    for every metric not read off the loss."""
+    model = blended_model(topology)
+    x, y = topology.batch()  # the batch the seed was trained on: it helps there (see blended_model)
+    raw = contributions(model, x, y, topology.prepare, batch_size=10)
+    scored = contributions(model, x, y, topology.prepare, batch_size=10, metric=ABOVE_CHANCE)
+    for name in topology.slots:
+        assert scored[name].acc_with == pytest.approx(ABOVE_CHANCE.score(raw[name].acc_with), abs=1e-12)
+        assert scored[name].acc_without == pytest.approx(ABOVE_CHANCE.score(raw[name].acc_without), abs=1e-12)
+    first = topology.slots[0]
+    assert scored[first].contribution == pytest.approx(raw[first].contribution / 0.9, abs=1e-12) != raw[first].contribution
+
+
 @by_topology
 def test_restores_mode_and_leaves_no_gradients_or_statistics_behind(topology: Topology) -> None:
     model = blended_model(topology)

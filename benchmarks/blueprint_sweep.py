@@ -142,15 +142,21 @@ def resummarise(out: Path) -> int:
         rows = document["envs"]
     except (OSError, ValueError, KeyError, TypeError) as exc:
         raise SystemExit(f"{path}: expected a sweep.json written by this script, with its per-env rows under 'envs' ({exc})")
-    document["summary"] = summarise(rows)
-    path.write_text(json.dumps(document, indent=1))
+    write_sweep(out, {**document, "summary": summarise(rows)})
+    return 0
+
+
+def write_sweep(out: Path, document: dict[str, Any]) -> None:
+    """OUT/sweep.json (the whole document) and OUT/sweep.md (its summary's table), which is also printed."""
+    (out / "sweep.json").write_text(json.dumps(document, indent=1))
     (out / "sweep.md").write_text(markdown(document["summary"]))
     print(markdown(document["summary"]))
-    return 0
 
 
 def main(argv: list[str] | None = None) -> int:
     args = parse_args(argv)
+    if args.summarise_only:  # before the plan: it needs neither the registry nor the pairs
+        return resummarise(args.out)
     esper = esper_command(args.esper)
     pairs = [p.strip() for p in args.pairs.split(",") if p.strip()] if args.pairs else fitting_pairs(args)
     runs = plan(args, pairs)
@@ -159,8 +165,6 @@ def main(argv: list[str] | None = None) -> int:
               f"{args.seeds} run(s):\n  " + "\n  ".join(["none", *pairs]))
         return 0
     out: Path = args.out
-    if args.summarise_only:
-        return resummarise(out)
     runs_dir = args.runs_dir or out / "runs"
     out.mkdir(parents=True, exist_ok=True)
     status = run_all(runs, runs_dir, out / "logs", esper, args.max_parallel, args.budget_s)
@@ -176,12 +180,10 @@ def main(argv: list[str] | None = None) -> int:
             })
     summary = summarise(rows)
     complete = all(s == "finished" for s in status.values()) and len(rows) == len(runs) * len(entries) * args.reps
-    (out / "sweep.json").write_text(json.dumps({
+    write_sweep(out, {
         "argv": sys.argv[1:] if argv is None else argv, "status": status, "complete": complete,
         "germinate_at": args.germinate_at, "pairs": pairs, "summary": summary, "envs": rows,
-    }, indent=1))
-    (out / "sweep.md").write_text(markdown(summary))
-    print(markdown(summary))
+    })
     print(f"written: {out / 'sweep.json'}, {out / 'sweep.md'}")
     return 0 if complete else 3
 

@@ -474,12 +474,11 @@ class FusedEnvGroup:
                     if from_loss:
                         per_target = F.cross_entropy(logits.float().transpose(1, 2), labels.expand(-1, n_envs), reduction="none")
                         losses[k] += per_target.view(2, n, n_envs).sum(dim=1)
-        counts, loss_sums = torch.stack([hits.float(), losses]).tolist()  # the group's one sync for the counterfactuals
-        for e, (member, slots) in enumerate(zip(envs, names)):
-            member.set_contributions(scored_contributions(
-                slots, [[counts[k][h][e] for h in (0, 1)] for k in range(len(slots))],
-                [[loss_sums[k][h][e] for h in (0, 1)] for k in range(len(slots))], member.val_count, member.metric,
-            ))
+        # [env][counts, loss sums][pass][with, without]: the group's one sync for the counterfactuals
+        per_env = torch.stack([hits.float(), losses]).permute(3, 0, 1, 2).tolist()
+        for member, slots, (counts, loss_sums) in zip(envs, names, per_env):
+            n = len(slots)
+            member.set_contributions(scored_contributions(slots, counts[:n], loss_sums[:n], member.val_count, member.metric))
 
     def _host_grad_norms_sq(self) -> torch.Tensor:
         """Squared norm of each env's base-host gradient ([E]), read off the wide gradients in one pass."""
